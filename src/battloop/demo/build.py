@@ -1,0 +1,51 @@
+"""Build the demo instance: organizations, then models, sites and packs loaded through
+the same import path users use (CSV files → importer)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count
+
+from battloop.registry.importer import ImportReport, import_models, import_packs, import_sites
+from battloop.registry.models import Organization, Pack
+
+from .fleet import Fleet
+
+DEMO_USER = "demo"
+DEMO_PASSWORD = "battloop-demo"
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def load_fleet(fleet: Fleet, workdir: Path, progress=None) -> list[ImportReport]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    for o in fleet.organizations:
+        Organization.objects.update_or_create(code=o["code"], defaults={k: v for k, v in o.items() if k != "code"})
+    reports = [
+        import_models(write_csv(workdir / "pack_models.csv", fleet.models), actor="demo"),
+        import_sites(write_csv(workdir / "sites.csv", fleet.sites), actor="demo"),
+        import_packs(write_csv(workdir / "packs.csv", fleet.packs), actor="demo", progress=progress),
+    ]
+    User = get_user_model()
+    if not User.objects.filter(username=DEMO_USER).exists():
+        User.objects.create_superuser(DEMO_USER, "demo@example.invalid", DEMO_PASSWORD)
+    return reports
+
+
+def summary() -> dict[str, list[tuple[str, int]]]:
+    packs = Pack.objects
+    return {
+        "state": list(packs.values_list("state").annotate(n=Count("id")).order_by("-n")),
+        "chemistry": list(packs.values_list("model__chemistry").annotate(n=Count("id")).order_by("-n")),
+        "province": list(packs.exclude(site=None).values_list("site__province").annotate(n=Count("id")).order_by("-n")[:12]),
+        "origin": list(packs.values_list("origin").annotate(n=Count("id")).order_by("-n")),
+    }

@@ -1,0 +1,76 @@
+import shutil
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from rich.console import Console
+from rich.table import Table
+
+from battloop.demo.build import DEMO_PASSWORD, DEMO_USER, load_fleet, summary
+from battloop.demo.fleet import generate
+
+MARKER = ".battloop-demo"
+
+
+class Command(BaseCommand):
+    help = "Build a fresh demo instance (realistic fleet across Chinese cities) through the import path, then serve it."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--sites", type=int, default=400, help="number of sites (default 400)")
+        parser.add_argument("--packs-per-site", type=float, default=4.0, help="mean packs per site (default 4)")
+        parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--data-dir", help="where to build the instance (default: ./battloop-demo, or BATTLOOP_DATA_DIR)")
+        parser.add_argument("--no-serve", action="store_true", help="stop after building")
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+
+    def handle(self, *args, **o):
+        console = Console(file=self.stdout, highlight=False)
+        started = time.perf_counter()
+        data_dir = Path(settings.DATA_DIR)
+        self._reset(data_dir)
+        call_command("migrate", verbosity=0, interactive=False)
+        fleet = generate(sites=o["sites"], packs_per_site=o["packs_per_site"], seed=o["seed"])
+        console.print(f"building demo fleet in {data_dir}: {len(fleet.sites):,} sites, {len(fleet.packs):,} packs (seed {o['seed']})")
+        reports = load_fleet(fleet, data_dir / "demo-input")
+        for r in reports:
+            console.print(f"  import {r.kind}: {r.applied:,} applied, {r.quarantined:,} quarantined ({r.rows_per_second:,.0f} rows/s)")
+        for title, rows in summary().items():
+            table = Table(title=f"packs by {title}", show_header=False)
+            for key, n in rows:
+                table.add_row(str(key or "—"), f"{n:,}")
+            console.print(table)
+        console.print(f"built in {time.perf_counter() - started:.1f} s")
+        if o["no_serve"]:
+            console.print(f"demo login: {DEMO_USER} / {DEMO_PASSWORD}  (start the web app with: battloop serve)")
+            return
+        console.print(f"\nserving http://{o['host']}:{o['port']}/  —  log in as [bold]{DEMO_USER}[/bold] / [bold]{DEMO_PASSWORD}[/bold]  (Ctrl-C stops)")
+        call_command("serve", host=o["host"], port=o["port"])
+
+    def _reset(self, data_dir: Path) -> None:
+        """A demo instance is rebuilt from scratch each time; refuse to touch anything else."""
+        if connection.vendor != "sqlite":
+            from battloop.registry.models import Pack
+
+            call_command("migrate", verbosity=0, interactive=False)
+            if Pack.objects.exists():
+                raise CommandError("the configured database already holds packs; the demo builds only into an empty database")
+            return
+        db_path = Path(settings.DATABASES["default"]["NAME"])
+        marker = data_dir / MARKER
+        if db_path.exists() and not marker.exists():
+            from battloop.registry.models import Pack
+
+            call_command("migrate", verbosity=0, interactive=False)
+            if Pack.objects.exists():
+                raise CommandError(f"{data_dir} holds a battloop instance that is not a demo; "
+                                   f"give --data-dir for a new directory")
+        connection.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db_path) + suffix).unlink(missing_ok=True)
+        for sub in ("quarantine", "lake", "demo-input"):
+            shutil.rmtree(data_dir / sub, ignore_errors=True)
+        marker.write_text("this directory holds a battloop demo instance; `battloop demo` rebuilds it\n")

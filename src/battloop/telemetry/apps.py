@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TelemetryConfig(AppConfig):
+    name = "battloop.telemetry"
+    default_auto_field = "django.db.models.BigAutoField"
