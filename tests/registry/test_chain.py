@@ -40,3 +40,13 @@ def test_hash_is_order_independent_for_payload_keys():
     a = chain.event_hash("P", 1, "k", "a", "o", "t", {"x": 1, "y": 2}, chain.GENESIS)
     b = chain.event_hash("P", 1, "k", "a", "o", "t", {"y": 2, "x": 1}, chain.GENESIS)
     assert a == b
+
+
+def test_spliced_hash_equals_canonical_form():
+    import hashlib
+
+    payload = {"state": "installed", "site_code": "广州-1", "n": 1.5, "nested": {"b": [1, None], "a": "\"q\""}}
+    body = chain.canonical_json({"serial": "P/1", "seq": 7, "kind": "registered", "actor": "张三", "org": "ctc",
+                                 "at": "2024-01-01T00:00:00.000000+00:00", "payload": payload, "prev": chain.GENESIS})
+    expected = hashlib.sha256(body.encode()).hexdigest()
+    assert chain.event_hash("P/1", 7, "registered", "张三", "ctc", "2024-01-01T00:00:00.000000+00:00", payload, chain.GENESIS) == expected

@@ -157,10 +157,9 @@ def generate(sites: int = 400, packs_per_site: float = 4.0, seed: int = 7, today
             serial_no += 1
             m = base_model if rng.random() < 0.8 else int(rng.choice(len(PACK_MODELS), p=model_w / model_w.sum()))
             model = PACK_MODELS[m]
-            if model[11] and base_year < 2018:  # repurposed EV packs appear from 2018
+            year = base_year if rng.random() < 0.85 else int(rng.choice(years, p=year_w / year_w.sum()))
+            if model[11] and year < 2018:  # repurposed EV packs appear from 2018
                 year = int(rng.integers(2018, 2026))
-            else:
-                year = base_year if rng.random() < 0.85 else int(rng.choice(years, p=year_w / year_w.sum()))
             install = dt.date(year, 1, 1) + dt.timedelta(days=int(rng.integers(0, 365)))
             install = min(install, today - dt.timedelta(days=30))
             manufacture = install - dt.timedelta(days=int(rng.integers(30, 180)))

@@ -32,11 +32,21 @@ def canonical_json(value: Any) -> str:
 def event_hash(serial: str, seq: int, kind: str, actor: str, organization: str, occurred_at: str,
                payload: Mapping[str, Any], prev_hash: str) -> str:
     """SHA-256 (hex) of an event's canonical content chained to ``prev_hash``."""
-    body = canonical_json(
-        {"serial": serial, "seq": seq, "kind": kind, "actor": actor, "org": organization,
-         "at": occurred_at, "payload": payload, "prev": prev_hash}
-    )
+    return event_hash_json(serial, seq, kind, actor, organization, occurred_at, canonical_json(payload), prev_hash)
+
+
+def event_hash_json(serial: str, seq: int, kind: str, actor: str, organization: str, occurred_at: str,
+                    payload_json: str, prev_hash: str) -> str:
+    """:func:`event_hash` for a payload already in canonical JSON (bulk imports encode it
+    once for storage and hashing). The body is exactly ``canonical_json`` of
+    {actor, at, kind, org, payload, prev, seq, serial} — keys in sorted order."""
+    q = _json_str
+    body = (f'{{"actor":{q(actor)},"at":{q(occurred_at)},"kind":{q(kind)},"org":{q(organization)},'
+            f'"payload":{payload_json},"prev":{q(prev_hash)},"seq":{int(seq)},"serial":{q(serial)}}}')
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+_json_str = json.JSONEncoder(ensure_ascii=False).encode
 
 
 @dataclass(frozen=True)

@@ -341,13 +341,14 @@ def _apply_pack_chunk(ctx: PackContext, rows: list[int], records: list[dict], ru
                 "original_identity": c["original_identity"], "record_grade": c["record_grade"],
                 "import": {"batch": batch.pk, "file_sha256": report.file_sha256, "row": row},
             }
-            digest = chain.event_hash(c["serial"], 1, "registered", run.actor, owner, now_iso, payload, chain.GENESIS)
+            payload_json = chain.canonical_json(payload)
+            digest = chain.event_hash_json(c["serial"], 1, "registered", run.actor, owner, now_iso, payload_json, chain.GENESIS)
             pack_tuples.append((pack_id, c["serial"], c["code"], c["code_standard"], c["model_id"], c["nameplate_capacity_ah"],
                                 adapt_d(c["manufacture_date"]), adapt_d(c["install_date"]), c["owner_id"], c["custodian_id"],
                                 c["site_id"], c["location"], c["state"], c["origin"], c["original_identity"], c["record_grade"],
                                 c["row_hash"], batch.pk, row, 1, digest, now_db))
             event_tuples.append((pack_id, 1, "registered", run.actor, c["owner_id"], now_db, now_db, c["site_code"] or "",
-                                 chain.canonical_json(payload), chain.GENESIS, digest))
+                                 payload_json, chain.GENESIS, digest))
         bulk_insert("registry_pack", _PACK_COLUMNS, pack_tuples)
         bulk_insert("registry_packevent", _EVENT_COLUMNS, event_tuples)
         report.applied += len(new_rows)
