@@ -15,6 +15,7 @@ $(BIN)/activate:
 install: $(BIN)/activate
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
+	cd src/battloop/web/assets && npm ci --no-audit --no-fund --loglevel=error
 
 install-test: install
 

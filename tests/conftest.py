@@ -25,3 +25,9 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.fail(f"shared data not found at {SHARED_DATA}; set BATTLOOP_SHARED_DATA")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Real hashing strength is Django's default in production; tests only need speed.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

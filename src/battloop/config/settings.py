@@ -121,7 +121,24 @@ MEDIA_ROOT = DATA_DIR / "media"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOCALE_PATHS = [Path(__file__).resolve().parents[1] / "web" / "locale"]
+
+# Chart and interaction assets come from npm packages installed at setup (make install),
+# served by WhiteNoise: nothing is fetched from the internet at run time.
+_ASSETS = Path(__file__).resolve().parents[1] / "web" / "assets" / "node_modules"
+STATICFILES_DIRS = [
+    (prefix, str(_ASSETS / sub)) for prefix, sub in (("vendor/echarts", "echarts/dist"), ("vendor/htmx", "htmx.org/dist"))
+    if (_ASSETS / sub).is_dir()
+]
+WHITENOISE_USE_FINDERS = True  # also serve from the finders, so tests and `serve` need no collectstatic step
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+BATTLOOP_IMPORTS_INLINE = os.environ.get("BATTLOOP_IMPORTS_INLINE", "0") == "1"
 
 LOGGING = {
     "version": 1,

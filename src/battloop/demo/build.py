@@ -11,6 +11,7 @@ from django.db.models import Count
 
 from battloop.registry.importer import ImportReport, import_models, import_packs, import_sites
 from battloop.registry.models import Organization, Pack
+from battloop.web.models import Membership, Role
 
 from .fleet import Fleet
 
@@ -36,8 +37,10 @@ def load_fleet(fleet: Fleet, workdir: Path, progress=None) -> list[ImportReport]
         import_packs(write_csv(workdir / "packs.csv", fleet.packs), actor="demo", progress=progress),
     ]
     User = get_user_model()
-    if not User.objects.filter(username=DEMO_USER).exists():
-        User.objects.create_superuser(DEMO_USER, "demo@example.invalid", DEMO_PASSWORD)
+    user = User.objects.filter(username=DEMO_USER).first()
+    if user is None:
+        user = User.objects.create_superuser(DEMO_USER, "demo@example.invalid", DEMO_PASSWORD)
+    Membership.objects.get_or_create(user=user, organization=Organization.objects.get(code="ctc"), defaults={"role": Role.ADMIN})
     return reports
 
 

@@ -207,7 +207,7 @@ def _record_failure(kind: str, path: Path, sha: str, actor: str, message: str) -
 # -- packs ----------------------------------------------------------------------------
 
 def _pack_context(options: dict) -> PackContext:
-    owner, audit = options.get("owner"), options.get("audit")
+    owner, audit, allowed = options.get("owner"), options.get("audit"), options.get("restrict_owner")
     orgs = dict(Organization.objects.values_list("code", "id"))
     if owner and owner not in orgs:
         raise ImportFailed(f"--owner {owner!r} is not a registered organization")
@@ -219,6 +219,7 @@ def _pack_context(options: dict) -> PackContext:
         sites={c: (i, o) for c, i, o in Site.objects.values_list("code", "id", "owner_id")},
         org_codes={v: k for k, v in orgs.items()},
         default_owner=owner,
+        allowed_owner=allowed,
         audit=bool(audit),
         today=timezone.localdate(),
     )
@@ -389,10 +390,11 @@ def _apply_correction(ctx: PackContext, row: int, clean: dict, pack_id: int, bat
 
 
 def import_packs(path: str | Path, *, actor: str = "cli", mapping=None, owner: str | None = None, audit: bool = False,
-                 sheet: str | None = None, quarantine_path=None, force: bool = False, progress=None) -> ImportReport:
+                 sheet: str | None = None, quarantine_path=None, force: bool = False, progress=None,
+                 restrict_owner: str | None = None) -> ImportReport:
     """Import packs from ``path``; see the module docstring for the guarantees."""
     return _run_import("packs", path, PACK_SYNONYMS, _apply_pack_chunk, actor=actor, mapping=mapping, sheet=sheet,
-                       quarantine_path=quarantine_path, force=force, options={"owner": owner, "audit": audit},
+                       quarantine_path=quarantine_path, force=force, options={"owner": owner, "audit": audit, "restrict_owner": restrict_owner},
                        progress=progress, prepare=_pack_context)
 
 
@@ -442,12 +444,12 @@ def _site_context(options: dict):
 
 
 def import_sites(path, *, actor: str = "cli", mapping=None, owner: str | None = None, sheet=None, quarantine_path=None,
-                 force: bool = False, progress=None) -> ImportReport:
+                 force: bool = False, progress=None, restrict_owner: str | None = None) -> ImportReport:
     def apply(ctx, rows, records, run, batch):
         orgs, default_owner = ctx
         good_rows, cleans, errors = [], [], []
         for row, rec in zip(rows, records):
-            clean, errs = validate_site(rec, row, orgs, default_owner)
+            clean, errs = validate_site(rec, row, orgs, default_owner, restrict_owner)
             if errs:
                 errors.extend(errs)
             else:
@@ -457,8 +459,8 @@ def import_sites(path, *, actor: str = "cli", mapping=None, owner: str | None = 
         _upsert(Site, "code", SITE_FIELDS, good_rows, cleans, run, batch)
 
     return _run_import("sites", path, SITE_SYNONYMS, apply, actor=actor, mapping=mapping, sheet=sheet,
-                       quarantine_path=quarantine_path, force=force, options={"owner": owner}, progress=progress,
-                       prepare=_site_context)
+                       quarantine_path=quarantine_path, force=force, options={"owner": owner, "restrict_owner": restrict_owner},
+                       progress=progress, prepare=_site_context)
 
 
 def import_models(path, *, actor: str = "cli", mapping=None, sheet=None, quarantine_path=None, force: bool = False,

@@ -82,6 +82,7 @@ class PackContext:
     org_codes: Mapping[int, str]
     model_codes: Mapping[int, str] = field(default_factory=dict)
     default_owner: str | None = None
+    allowed_owner: str | None = None  # web/API uploads may only register their own organization's packs
     audit: bool = False
     today: dt.date = dt.date.max  # set by the importer; dt.date.max disables the future check
 
@@ -166,6 +167,9 @@ def validate_pack(rec: Mapping[str, str], row: int, ctx: PackContext) -> tuple[d
         owner_id = site_owner
     elif not site_code:  # an unknown site is already reported; its owner is the root cause
         err("owner", "", "owner is missing: add an owner column, give --owner, or name a site")
+
+    if ctx.allowed_owner and owner_id is not None and owner_id != ctx.orgs.get(ctx.allowed_owner):
+        err("owner", owner_code or ctx.org_codes.get(owner_id, ""), f"you may import only packs owned by {ctx.allowed_owner}")
 
     cust_code = rec.get("custodian", "").strip()
     custodian_id = owner_id
@@ -255,8 +259,8 @@ SITE_FIELDS = ("code", "name", "site_type", "latitude", "longitude", "province",
                "annual_mean_temp_c", "temp_amplitude_c", "cabinet_offset_c", "required_backup_hours", "load_w", "owner_id")
 
 
-def validate_site(rec: Mapping[str, str], row: int, orgs: Mapping[str, int], default_owner: str | None = None
-                  ) -> tuple[dict[str, Any] | None, list[RowError]]:
+def validate_site(rec: Mapping[str, str], row: int, orgs: Mapping[str, int], default_owner: str | None = None,
+                  allowed_owner: str | None = None) -> tuple[dict[str, Any] | None, list[RowError]]:
     errors: list[RowError] = []
 
     def err(field: str, value: str, reason: str) -> None:
@@ -304,6 +308,8 @@ def validate_site(rec: Mapping[str, str], row: int, orgs: Mapping[str, int], def
         err("owner", "", "owner is missing: add an owner column or give --owner")
     elif owner_id is None:
         err("owner", owner_code, "unknown organization")
+    elif allowed_owner and owner_code != allowed_owner:
+        err("owner", owner_code, f"you may import only sites owned by {allowed_owner}")
     if errors:
         return None, errors
     values = (code, rec.get("name", "").strip(), site_type, lat, lon, rec.get("province", "").strip(),

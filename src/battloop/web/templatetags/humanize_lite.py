@@ -1,0 +1,12 @@
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def thousands(value):
+    """12345 → 12,345 (locale-neutral, as operators read fleet counts)."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return value
