@@ -11,9 +11,18 @@ ROLES = ["admin", "asset_manager", "technician", "recycler_operator", "auditor"]
 
 @pytest.fixture
 def world(db, tmp_path, settings):
+    settings.BATTLOOP_IMPORTS_INLINE = True
+    return build_world(tmp_path)
+
+
+@pytest.fixture
+def live_world(transactional_db, tmp_path):
+    return build_world(tmp_path)
+
+
+def build_world(tmp_path):
     """Two operators, an OEM, a recycler and an auditor organization, users of every role,
     and packs: op1's (made by the OEM), op2's (another maker), one in the recycler's custody."""
-    settings.BATTLOOP_IMPORTS_INLINE = True
     User = get_user_model()
     org = {}
     for code, kind in [("op1", "operator"), ("op2", "tower_company"), ("oem1", "oem"), ("oem2", "oem"), ("rec1", "recycler"), ("aud1", "auditor")]:

@@ -50,12 +50,25 @@ class SessionActorAuth(SessionAuth):
         return access.actor_for_user(request.user, request.session.get("battloop_org"))
 
 
-api = NinjaAPI(title="battloop API", version="1", urls_namespace="api", auth=[TokenAuth(), SessionActorAuth()],
+class BattloopAPI(NinjaAPI):
+    def get_openapi_schema(self, *args, **kwargs):
+        """Error responses are documented as application/problem+json (RFC 9457)."""
+        schema = super().get_openapi_schema(*args, **kwargs)
+        for item in schema.get("paths", {}).values():
+            for op in item.values():
+                for code, resp in op.get("responses", {}).items():
+                    content = resp.get("content") or {}
+                    if str(code).startswith(("4", "5")) and "application/json" in content:
+                        content["application/problem+json"] = content.pop("application/json")
+        return schema
+
+
+api = BattloopAPI(title="battloop API", version="1", urls_namespace="api", auth=[TokenAuth(), SessionActorAuth()],
                openapi_url="/openapi.json", docs_url="/docs",
                description="Registry, lifecycle and imports of telecom lithium battery packs. Errors are RFC 9457 problem details.")
 install(api)
 
-ERRORS: dict[int, Any] = {401: Problem, 403: Problem, 404: Problem, 422: Problem}
+ERRORS: dict[int, Any] = {400: Problem, 401: Problem, 403: Problem, 404: Problem, 422: Problem}
 
 
 def _actor(request) -> access.Actor:

@@ -64,7 +64,7 @@ def install(api) -> None:
 
     @api.exception_handler(HttpError)
     def _http(request, exc: HttpError):
-        title = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed", 413: "Payload too large",
+        title = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed", 413: "Payload too large",
                  415: "Unsupported media type", 429: "Too many requests"}.get(exc.status_code, "Error")
         return problem(request, exc.status_code, title, str(exc))
 

@@ -10,7 +10,7 @@
       if (busy) return; busy = true;
       fetch(el.dataset.url + '?cell=' + c, { credentials: 'same-origin' }).then(function (r) { return r.json(); }).then(function (d) {
         busy = false;
-        chart.setOption({
+        chart.setOption({ animation: false,
           tooltip: { formatter: function (p) { return p.data[3] + ' — ' + p.data[2] + ' packs, worst: ' + p.data[4]; } },
           xAxis: { type: 'value', min: 73, max: 136, name: 'lon', scale: true }, yAxis: { type: 'value', min: 17, max: 54, name: 'lat', scale: true },
           grid: { left: 50, right: 20, top: 20, bottom: 60 },
