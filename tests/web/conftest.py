@@ -6,7 +6,7 @@ from battloop.registry.importer import import_packs
 from battloop.registry.models import Organization, Pack, PackModel, Site
 from battloop.web.models import ApiToken, AuditGrant, Membership
 
-ROLES = ["admin", "asset_manager", "technician", "recycler_operator", "auditor"]
+from web_helpers import ROLES
 
 
 @pytest.fixture
@@ -52,6 +52,3 @@ def build_world(tmp_path):
         tokens[(code, role)] = ApiToken.issue(u, org[code], role, "t")[1]
     return {"org": org, "users": users, "tokens": tokens}
 
-
-def bearer(token):
-    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import ROLES, bearer
+from web_helpers import ROLES, bearer
 
 # (method, path, body) per endpoint; {own} and {foreign} are filled per organization.
 READS = [

@@ -1,7 +1,7 @@
 import io
 import json
 
-from conftest import bearer
+from web_helpers import bearer
 
 
 def test_openapi_document(client):

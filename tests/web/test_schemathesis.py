@@ -9,7 +9,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 
 from battloop.config.wsgi import application
 
-from conftest import bearer
+from web_helpers import bearer
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
 
