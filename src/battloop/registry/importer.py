@@ -196,7 +196,16 @@ def _run_import(kind: str, path: str | Path, synonyms: dict, apply_chunk: Callab
     except TableError as exc:
         _record_failure(kind, path, sha, actor, str(exc))
         raise ImportFailed(str(exc)) from None
+    if report.applied > 10_000:
+        _refresh_statistics()
     return report
+
+
+def _refresh_statistics() -> None:
+    """After a large import the planner's statistics are stale; without them it scans the
+    state index and sorts instead of walking the (owner, state, serial) index."""
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE registry_pack")
 
 
 def _record_failure(kind: str, path: Path, sha: str, actor: str, message: str) -> None:

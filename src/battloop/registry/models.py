@@ -146,7 +146,9 @@ class Pack(models.Model):
 
     class Meta:
         ordering = ["serial"]
-        indexes = [models.Index(fields=["owner", "state"]), models.Index(fields=["site"])]
+        # The API lists a scope (owner or custodian), optionally by state, in serial order.
+        indexes = [models.Index(fields=["owner", "state", "serial"]), models.Index(fields=["custodian", "state", "serial"]),
+                   models.Index(fields=["owner", "serial"]), models.Index(fields=["custodian", "serial"]), models.Index(fields=["site"])]
 
     def __str__(self):
         return self.serial

@@ -83,10 +83,21 @@ def _require(actor: access.Actor, action: str) -> None:
 # -- schemas ----------------------------------------------------------------------
 
 
+COUNT_CAP = 10_000
+
+
 class Page(Schema):
-    count: int
+    count: int = Field(description=f"number of matching items, exact up to {COUNT_CAP:,}")
+    count_exact: bool = Field(True, description="false when there are more than `count` matches (counting stops there)")
     limit: int
     offset: int
+
+
+def capped_count(qs) -> dict:
+    """Counting a million rows on every page costs more than the page itself; count up to
+    COUNT_CAP + 1 and say whether the figure is exact."""
+    n = qs[: COUNT_CAP + 1].count()
+    return {"count": min(n, COUNT_CAP), "count_exact": n <= COUNT_CAP}
 
 
 class OrganizationOut(Schema):
@@ -265,7 +276,7 @@ def pack_models(request, chemistry: str | None = Query(None, max_length=8), limi
     if chemistry:
         qs = qs.filter(chemistry=chemistry)
     items = [{**{f: getattr(m, f) for f in PackModelOut.model_fields if f != "oem"}, "oem": m.oem.code} for m in qs[offset:offset + limit]]
-    return {"count": qs.count(), "limit": limit, "offset": offset, "items": items}
+    return {**capped_count(qs), "limit": limit, "offset": offset, "items": items}
 
 
 @router.get("/sites", response={200: SiteList, **ERRORS}, tags=["registry"])
@@ -280,8 +291,8 @@ def sites(request, province: str | None = Query(None, max_length=32), site_type:
         qs = qs.filter(site_type=site_type)
     if q:
         qs = qs.filter(code__startswith=q)
-    qs = qs.order_by(order, "code")
-    return {"count": qs.count(), "limit": limit, "offset": offset, "items": [_site_out(s) for s in qs[offset:offset + limit]]}
+    qs = qs.order_by(*((order,) if order.lstrip("-") == "code" else (order, "code")))
+    return {**capped_count(qs), "limit": limit, "offset": offset, "items": [_site_out(s) for s in qs[offset:offset + limit]]}
 
 
 @router.get("/sites/{code}", response={200: SiteOut, **ERRORS}, tags=["registry"])
@@ -309,8 +320,10 @@ def packs(request, state: str | None = Query(None, max_length=32), chemistry: st
         qs = qs.filter(model__code=model)
     if q:
         qs = qs.filter(serial__startswith=q)
-    page = qs.select_related("model", "site", "owner", "custodian").order_by(order, "id")[offset:offset + limit]
-    return {"count": qs.count(), "limit": limit, "offset": offset, "items": [_pack_out(p) for p in page]}
+    # serial is unique, so it is the tie-breaker: (owner|custodian, state, serial) indexes can serve the order.
+    keys = (order,) if order.lstrip("-") == "serial" else (order, "serial")
+    page = qs.select_related("model", "site", "owner", "custodian").order_by(*keys)[offset:offset + limit]
+    return {**capped_count(qs), "limit": limit, "offset": offset, "items": [_pack_out(p) for p in page]}
 
 
 @router.get("/packs/{serial}", response={200: PackDetail, **ERRORS}, tags=["registry"])
