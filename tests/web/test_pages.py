@@ -95,3 +95,13 @@ def test_admin_issues_and_revokes_token(admin_client, world, client):
     assert token not in str(ApiToken.objects.values_list().filter(pk=t.pk)[0])  # only the hash is stored
     admin_client.post("/tokens/", {"revoke": t.pk})
     assert client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
+
+
+def test_map_cells_take_the_worst_pack(admin_client, world):
+    from battloop.registry.events import transition
+
+    transition(Pack.objects.get(serial="P1B"), "flagged", "t", world["org"]["op1"], {"reason": "hot cabinet"})
+    cells = admin_client.get("/map/data/?cell=1").json()["cells"]
+    assert len(cells) == 1 and cells[0]["packs"] == 2 and cells[0]["worst"] == "flagged"
+    assert abs(cells[0]["lat"] - 23.1) < 1e-6 and abs(cells[0]["lon"] - 113.3) < 1e-6
+    assert admin_client.get("/map/data/?cell=abc").status_code == 200  # bad input falls back to the default cell
