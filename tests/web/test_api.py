@@ -94,3 +94,11 @@ def test_telemetry_endpoint_empty_without_lake(client, world):
     tok = world["tokens"][("op1", "admin")]
     r = client.get("/api/v1/packs/P1A/telemetry", **bearer(tok)).json()
     assert r["points"] == [] and r["serial"] == "P1A"
+
+
+def test_oversized_upload_is_refused(client, world, monkeypatch):
+    from battloop.web import jobs
+
+    monkeypatch.setattr(jobs, "MAX_UPLOAD_BYTES", 1000)
+    r = _upload(client, world["tokens"][("op1", "admin")], "big.csv", b"serial,model\n" + b"X1,M1\n" * 500)
+    assert r.status_code == 413 and "limit" in r.json()["detail"]

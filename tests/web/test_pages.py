@@ -44,10 +44,14 @@ def test_login_works(client, world):
 def test_xss_escaped_everywhere(admin_client, world, tmp_path):
     from battloop.registry.events import transition
 
+    from battloop.registry.models import Organization, Site
+
     p = Pack.objects.get(serial="P1A")
-    Pack.objects.filter(pk=p.pk).update(location=XSS)
+    Pack.objects.filter(pk=p.pk).update(location=XSS, original_identity=XSS)
+    Site.objects.filter(code="S1").update(name=XSS, climate_zone=XSS, province=XSS, prefecture=XSS)
+    Organization.objects.filter(code="op1").update(name=XSS)
     transition(p, "flagged", XSS, world["org"]["op1"], {"reason": XSS})
-    for url in ["/packs/P1A/", "/packs/", "/sites/S1/", "/audit/"]:
+    for url in ["/packs/P1A/", "/packs/", "/sites/S1/", "/audit/", "/", "/imports/", "/tokens/", "/map/"]:
         html = admin_client.get(url).content.decode()
         assert XSS not in html, url
     assert "&lt;script&gt;" in admin_client.get("/packs/P1A/").content.decode()
