@@ -1,0 +1,251 @@
+"""SOH and resistance evidence from every source, each with its uncertainty, and a per-pack filter.
+
+Pure NumPy; no Django.
+
+Sources (DOMAIN.md section 3):
+
+* capacity tests -- full discharge Ah against rated Ah (IEC 61960-3 / YD/T 2344.1
+  style test), with meter and temperature uncertainty;
+* outage discharges -- coulomb counting across a partial discharge, with the
+  SOC at both ends read from the rested voltage through the chemistry's OCV
+  curve (Plett, *Battery Management Systems* vol. 1, ch. 2; Ng et al. 2009,
+  Appl. Energy 86:1506). The SOC uncertainty at each end is the voltage
+  uncertainty divided by the OCV slope there, so flat LFP plateaus give wide
+  errors and shallow discharges are rejected as uninformative;
+* BMS-reported SOH -- treated as biased and noisy evidence (many BMS report a
+  lagging, optimistic value: default bias +2 pp, sd 3 pp, both settable per
+  BMS model);
+* DC resistance from current steps, R = dV/dI (IEC 61960-3 section 7.8 DC method),
+  with the resolution of the voltage and current sensors.
+
+:class:`SohFilter` fuses the evidence of one pack over time with a two-state
+Kalman filter (SOH and its fade rate per day; Plett 2004, J. Power Sources
+134:262 uses the same structure for capacity estimation), so a noisy BMS reading
+counts for less than a capacity test and old evidence decays into the trend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Open-circuit voltage per cell vs SOC (25 C, rested). LFP/graphite: typical
+# A123/CATL-class curve (flat 3.26-3.34 V plateau); NMC/graphite: typical
+# NMC532 curve. Representative shapes from Plett vol. 1, fig. 2.x and vendor
+# datasheets; replace with the pack model's own table when known.
+OCV_TABLES = {
+    "LFP": (np.array([0.0, 0.02, 0.05, 0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 0.95, 0.98, 1.0]),
+            np.array([2.50, 2.90, 3.10, 3.20, 3.245, 3.27, 3.285, 3.29, 3.295, 3.31, 3.33, 3.335, 3.34, 3.38, 3.45])),
+    "NMC": (np.array([0.0, 0.05, 0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 1.0]),
+            np.array([3.00, 3.40, 3.50, 3.58, 3.63, 3.68, 3.74, 3.82, 3.91, 4.00, 4.08, 4.18])),
+}
+
+
+class EvidenceRejected(ValueError):
+    """An input that carries no usable health information; the message says why and what would help."""
+
+
+@dataclass(frozen=True)
+class SohEvidence:
+    """One SOH estimate (fraction of rated capacity) with its standard deviation."""
+
+    t_days: float
+    soh: float
+    sd: float
+    source: str
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResistanceEvidence:
+    t_days: float
+    resistance_ohm: float
+    sd_ohm: float
+    source: str = "dc_step"
+    detail: dict = field(default_factory=dict)
+
+
+def _chem(chemistry):
+    key = str(chemistry).strip().upper()
+    key = {"NCM": "NMC", "NCA": "NMC", "LIFEPO4": "LFP"}.get(key, key)
+    if key not in OCV_TABLES:
+        raise EvidenceRejected(f"no OCV curve for chemistry {chemistry!r}: known are {', '.join(OCV_TABLES)}; pass ocv_table=(soc, volts)")
+    return OCV_TABLES[key]
+
+
+def soc_from_voltage(cell_voltage_v, chemistry="LFP", voltage_sd_v=0.015, ocv_table=None):
+    """SOC and its sd from a rested cell voltage, by inverting the OCV curve.
+
+    sd(SOC) = sd(V) / |dOCV/dSOC| at that point (first-order propagation),
+    capped at 0.5. The default sd(V) of 15 mV per cell covers sensor error and
+    the charge/discharge hysteresis of LFP (~10-20 mV; Plett vol. 1, sec. 2.7).
+    """
+    soc_pts, v_pts = ocv_table if ocv_table is not None else _chem(chemistry)
+    v = np.asarray(cell_voltage_v, dtype=float)
+    soc = np.interp(v, v_pts, soc_pts)
+    slope = np.gradient(v_pts, soc_pts)
+    dvds = np.interp(soc, soc_pts, slope)
+    sd = np.minimum(voltage_sd_v / np.maximum(np.abs(dvds), 1e-6), 0.5)
+    return soc, sd
+
+
+def capacity_test_evidence(discharged_ah, rated_ah, t_days=0.0, temp_c=25.0, meter_rel_sd=0.01, temp_coeff_per_c=0.005):
+    """SOH from a full capacity test: discharged Ah / rated Ah, corrected to 25 C.
+
+    Capacity rises ~0.5 %/C near room temperature (typical Li-ion datasheet
+    derating); the correction's own uncertainty grows with the distance from 25 C.
+    """
+    if rated_ah <= 0:
+        raise EvidenceRejected(f"rated capacity {rated_ah} Ah must be positive")
+    if discharged_ah <= 0 or not np.isfinite(discharged_ah):
+        raise EvidenceRejected(f"discharged capacity {discharged_ah} Ah is not a valid test result")
+    corr = 1.0 + temp_coeff_per_c * (temp_c - 25.0)
+    soh = discharged_ah / rated_ah / corr
+    sd = soh * np.hypot(meter_rel_sd, 0.3 * temp_coeff_per_c * abs(temp_c - 25.0))
+    notes = {}
+    if soh > 1.1:
+        notes["warning"] = "capacity above 110 % of rated: check the rated capacity of the pack model"
+    return SohEvidence(float(t_days), float(soh), float(sd), "capacity_test", {"discharged_ah": discharged_ah, **notes})
+
+
+def outage_discharge_evidence(time_s, current_a, v_rest_start_cell, v_rest_end_cell, rated_ah, t_days=0.0, chemistry="LFP",
+                              min_delta_soc=0.3, current_rel_sd=0.01, voltage_sd_v=0.015, ocv_table=None):
+    """SOH from a partial (outage) discharge by coulomb counting between OCV-derived SOC endpoints.
+
+    ``time_s`` and ``current_a`` (discharge positive) cover the discharge;
+    ``v_rest_*_cell`` are rested per-cell voltages before and after it. SOH =
+    Ah / (dSOC * rated). Rejected (:class:`EvidenceRejected`) when the SOC swing
+    is below ``min_delta_soc`` or too uncertain to say anything (relative sd > 25 %).
+    """
+    t = np.asarray(time_s, dtype=float)
+    i = np.asarray(current_a, dtype=float)
+    if t.size < 2 or t.size != i.size:
+        raise EvidenceRejected("outage discharge needs matching time and current arrays with at least two samples")
+    if np.any(np.diff(t) <= 0):
+        raise EvidenceRejected("outage discharge time stamps must increase strictly")
+    if np.isnan(i).any():
+        raise EvidenceRejected("current has NaN samples: interpolate short gaps before coulomb counting")
+    ah = float(np.trapezoid(i, t) / 3600.0)
+    s0, sd0 = soc_from_voltage(v_rest_start_cell, chemistry, voltage_sd_v, ocv_table)
+    s1, sd1 = soc_from_voltage(v_rest_end_cell, chemistry, voltage_sd_v, ocv_table)
+    dsoc = float(s0 - s1)
+    if dsoc < min_delta_soc:
+        raise EvidenceRejected(f"discharge too shallow: SOC {float(s0):.2f} -> {float(s1):.2f} (dSOC {dsoc:.2f} < {min_delta_soc}); "
+                               "only discharges deeper than that say something about capacity")
+    if ah <= 0:
+        raise EvidenceRejected(f"net charge {ah:.3f} Ah is not a discharge (is the current sign discharge-positive?)")
+    soh = ah / (dsoc * rated_ah)
+    rel = np.sqrt(current_rel_sd**2 + (float(sd0) ** 2 + float(sd1) ** 2) / dsoc**2)
+    if rel > 0.25:
+        raise EvidenceRejected(f"SOC endpoints too uncertain (relative sd {rel:.0%}): rest voltages on the flat OCV plateau; "
+                               "use discharges that end below ~20 % SOC or start from full charge")
+    return SohEvidence(float(t_days), float(soh), float(soh * rel), "outage_discharge",
+                       {"ah": ah, "soc_start": float(s0), "soc_end": float(s1), "delta_soc": dsoc})
+
+
+def bms_soh_evidence(reported_soh, t_days=0.0, bias=0.02, sd=0.03):
+    """BMS-reported SOH as biased, noisy evidence: soh = reported - bias, with sd.
+
+    Accepts percent (0-100+) or fraction; values above 100 % are clipped to the
+    bias-corrected value but flagged.
+    """
+    v = float(reported_soh)
+    if not np.isfinite(v) or v < 0:
+        raise EvidenceRejected(f"BMS SOH {reported_soh!r} is not a valid reading")
+    if v > 1.5:  # percent
+        v /= 100.0
+    detail = {"reported": float(reported_soh)}
+    if v > 1.0:
+        detail["warning"] = "BMS reports SOH above 100 %"
+    return SohEvidence(float(t_days), v - bias, sd, "bms", detail)
+
+
+def dc_resistance(v_before, v_after, i_before, i_after, t_days=0.0, voltage_sd_v=0.002, current_sd_a=0.1, min_delta_i_a=1.0):
+    """DC resistance R = |dV / dI| from a current step (IEC 61960-3 DC method), with its sd."""
+    dv = float(v_before) - float(v_after)
+    di = float(i_after) - float(i_before)
+    if not np.isfinite(dv) or not np.isfinite(di):
+        raise EvidenceRejected("resistance step has NaN voltage or current")
+    if abs(di) < min_delta_i_a:
+        raise EvidenceRejected(f"current step {abs(di):.2f} A is below {min_delta_i_a} A: too small for a resistance estimate")
+    r = abs(dv / di)
+    sd = np.sqrt((np.sqrt(2) * voltage_sd_v / abs(di)) ** 2 + (r * np.sqrt(2) * current_sd_a / abs(di)) ** 2)
+    return ResistanceEvidence(float(t_days), r, float(sd), "dc_step", {"delta_v": dv, "delta_i": di})
+
+
+class SohFilter:
+    """Two-state Kalman filter (SOH, fade rate per day) for one pack.
+
+    Process model: soh(t+dt) = soh + rate*dt; rate is a random walk (the fade
+    rate drifts slowly with temperature and usage). ``rate_prior`` comes from
+    the cohort model (e.g. the aging model's present slope).
+    """
+
+    def __init__(self, soh0=1.0, soh0_sd=0.03, rate_prior_per_day=-3e-5, rate_sd_per_day=3e-5, rate_walk_per_day=2e-7):
+        self.x = np.array([soh0, rate_prior_per_day], dtype=float)
+        self.P = np.diag([soh0_sd**2, rate_sd_per_day**2])
+        self.q_rate = rate_walk_per_day**2
+        self.t = None
+        self.history = []
+
+    def _predict(self, t):
+        if self.t is None:
+            self.t = t
+            return
+        dt = t - self.t
+        if dt < 0:
+            raise EvidenceRejected(f"evidence at t = {t} days is older than the filter state ({self.t}); feed evidence in time order")
+        F = np.array([[1.0, dt], [0.0, 1.0]])
+        Q = self.q_rate * np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]])
+        self.x = F @ self.x
+        self.P = F @ self.P @ F.T + Q
+        self.t = t
+
+    def update(self, ev: SohEvidence):
+        if not (np.isfinite(ev.soh) and np.isfinite(ev.sd) and ev.sd > 0):
+            raise EvidenceRejected(f"{ev.source} evidence at t = {ev.t_days} has no finite value or sd")
+        self._predict(ev.t_days)
+        H = np.array([1.0, 0.0])
+        S = H @ self.P @ H + ev.sd**2
+        innov = ev.soh - H @ self.x
+        # robust step: an innovation beyond 4 sigma is down-weighted (outlier readings)
+        scale = max(1.0, abs(innov) / (4 * np.sqrt(S)))
+        S_eff = H @ self.P @ H + (ev.sd * scale) ** 2
+        K = self.P @ H / S_eff
+        self.x = self.x + K * innov
+        self.P = (np.eye(2) - np.outer(K, H)) @ self.P
+        self.history.append((ev.t_days, float(self.x[0]), float(np.sqrt(self.P[0, 0])), ev.source, bool(scale > 1.0)))
+        return self.soh, self.soh_sd
+
+    def fuse(self, evidence):
+        for ev in sorted(evidence, key=lambda e: e.t_days):
+            self.update(ev)
+        return self.soh, self.soh_sd
+
+    @property
+    def soh(self) -> float:
+        return float(self.x[0])
+
+    @property
+    def soh_sd(self) -> float:
+        return float(np.sqrt(self.P[0, 0]))
+
+    @property
+    def rate_per_day(self) -> float:
+        return float(self.x[1])
+
+
+def fuse_resistance(evidence, baseline_ohm=None):
+    """Inverse-variance mean of recent resistance evidence and growth vs baseline."""
+    ev = list(evidence)
+    if not ev:
+        raise EvidenceRejected("no resistance evidence")
+    r = np.array([e.resistance_ohm for e in ev])
+    w = 1.0 / np.array([e.sd_ohm for e in ev]) ** 2
+    mean = float(np.sum(w * r) / np.sum(w))
+    sd = float(1.0 / np.sqrt(np.sum(w)))
+    out = {"resistance_ohm": mean, "sd_ohm": sd}
+    if baseline_ohm:
+        out["growth"] = mean / baseline_ohm
+    return out

@@ -1,0 +1,90 @@
+"""``battloop health ACTION``: health analytics that run on files, without the registry.
+
+Actions:
+  backtest   fit early aging data, predict the rest, compare with linear / sqrt / power-law baselines
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from django.core.management.base import BaseCommand, CommandError
+
+from battloop.health.backtest import BacktestError, load_long_csv, parse_eol, parse_fit_until, run_backtest
+
+
+def _fmt(v, spec=".3g"):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "inf"
+    return format(v, spec)
+
+
+def _json_safe(o):
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_json_safe(v) for v in o]
+    return o
+
+
+class Command(BaseCommand):
+    help = "Health analytics on files: 'backtest' checks capacity forecasts against held-out aging data."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        bt = sub.add_parser("backtest", help="fit the early part of each cell's capacity series, predict the rest, report errors and baselines")
+        bt.add_argument("--data", required=True, help="CSV in long form: cell_id, t, capacity [, temperature_c, soc]")
+        bt.add_argument("--kind", required=True, choices=["calendar", "cycle"], help="calendar: t in days; cycle: t in cycles")
+        bt.add_argument("--eol", required=True, help="end of life: fraction of each cell's first capacity (0.8, 80%%) or Ah (1.4, 0.88Ah)")
+        bt.add_argument("--fit-until", required=True, dest="fit_until",
+                        help="split: a value of t (180) or a fraction of each cell's observed life (0.5, 50%%); a bare number in (0, 1) is a fraction, 1 or more a value of t")
+        bt.add_argument("--capacity-unit", default="auto", choices=["auto", "ah", "fraction"], dest="capacity_unit",
+                        help="unit of the capacity column (auto: fraction when every first value is <= 1.05)")
+        bt.add_argument("--json", action="store_true", help="print the full report as JSON")
+
+    def handle(self, *args, **opts):
+        if opts["action"] == "backtest":
+            return self._backtest(opts)
+        raise CommandError(f"unknown action {opts['action']!r}")  # pragma: no cover - argparse refuses first
+
+    def _backtest(self, opts):
+        try:
+            eol = parse_eol(opts["eol"])
+            split = parse_fit_until(opts["fit_until"])
+            df = load_long_csv(opts["data"])
+            report = run_backtest(df, opts["kind"], eol, split, capacity_unit=opts["capacity_unit"])
+        except BacktestError as exc:
+            raise CommandError(str(exc)) from None
+        if opts["json"]:
+            self.stdout.write(json.dumps(_json_safe(report), indent=2))
+            return
+        w = self.stdout.write
+        eol_txt = f"{eol.value:g} Ah" if eol.unit == "ah" else f"{eol.value:.0%} of first capacity"
+        split_txt = f"t <= {split.value:g}" if split.unit == "t" else f"first {split.value:.0%} of each cell's life"
+        w(f"backtest: {opts['data']} ({opts['kind']}), end of life {eol_txt}, fit on {split_txt}")
+        w(f"{'cell':<24}{'cap err pp':>11}{'EOL actual':>12}{'EOL pred':>10}{'P10..P90':>18}{'coverage':>10}")
+        for c in report["cells"]:
+            if c["status"] != "ok":
+                w(f"{c['cell_id']:<24}skipped: {c['reason']}")
+                continue
+            m = c["model"]
+            band = f"{_fmt(m['predicted_eol_p10_t'], '.0f')}..{_fmt(m['predicted_eol_p90_t'], '.0f')}"
+            w(f"{c['cell_id']:<24}{_fmt(m['capacity_error_pp'], '.2f'):>11}{_fmt(c['actual_eol_t'], '.0f'):>12}"
+              f"{_fmt(m['predicted_eol_t'], '.0f'):>10}{band:>18}{_fmt(m['coverage_p10_p90'], '.0%'):>10}")
+            for note in c.get("notes", []):
+                w(f"{'':<24}note: {note}")
+        never = [c["cell_id"] for c in report["cells"] if c["status"] == "ok" and not c["reached_eol"]]
+        if never:
+            w(f"never reached end of life (left out of RUL figures): {', '.join(never)}")
+        s = report["summary"]
+        w("")
+        w(f"{'method':<12}{'cap MAE pp':>11}{'RUL MAE':>10}{'RUL MRE':>10}{'coverage':>10}{'cells':>7}")
+        rows = [("model", s)] + list(s["baselines"].items())
+        for name, r in rows:
+            w(f"{name:<12}{_fmt(r['capacity_mae_pp'], '.3f'):>11}{_fmt(r['rul_mae'], '.1f'):>10}{_fmt(r['rul_mre'], '.3f'):>10}"
+              f"{_fmt(r['coverage_p10_p90'], '.0%'):>10}{r['n_cells']:>7}")

@@ -1,0 +1,166 @@
+"""Site backup-time outlook, portfolio retirements per quarter, and aging anomalies.
+
+Pure NumPy/pandas; no Django. ``battloop assess`` loads packs and sites from
+the registry, calls these functions and stores the results.
+
+Backup time follows the usual telecom sizing relation (YD/T 2344.1 / IEEE
+1184-style): usable energy = sum over parallel packs of nominal voltage x
+rated Ah x SOH x usable DOD x discharge efficiency; hours = energy / load.
+Resistance growth lowers the usable energy further through the voltage drop
+at the site's load current (a first-order correction: the cut-off voltage is
+reached earlier by I*R/ (V_nominal - V_cutoff) of the window).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .trajectory import Z_P90
+
+
+class OutlookInputError(ValueError):
+    """Bad input to an outlook function; names the field and the fix."""
+
+
+def backup_hours(soh, rated_ah, load_w, nominal_v=48.0, usable_dod=0.9, efficiency=0.95, resistance_ohm=None,
+                 cutoff_v=43.2, axis=-1):
+    """Backup time in hours of packs in parallel feeding ``load_w``.
+
+    ``soh``/``rated_ah``/``resistance_ohm`` are arrays over packs along ``axis``
+    (extra leading axes, e.g. quantiles or months, broadcast).
+    """
+    soh = np.asarray(soh, dtype=float)
+    rated = np.asarray(rated_ah, dtype=float)
+    if np.any(rated <= 0):
+        raise OutlookInputError("rated_ah must be positive for every pack")
+    if load_w <= 0:
+        raise OutlookInputError(f"site load {load_w} W must be positive")
+    energy_wh = nominal_v * rated * np.clip(soh, 0, None) * usable_dod * efficiency
+    if resistance_ohm is not None:
+        n = soh.shape[axis] if soh.ndim else 1
+        current_per_pack = load_w / nominal_v / max(n, 1)
+        drop = current_per_pack * np.asarray(resistance_ohm, dtype=float)
+        energy_wh = energy_wh * np.clip(1.0 - drop / (nominal_v - cutoff_v), 0.0, 1.0)
+    return np.sum(energy_wh, axis=axis) / load_w
+
+
+@dataclass
+class SiteOutlook:
+    hours_now: float
+    required_hours: float
+    meets_now: bool
+    hours_forecast: np.ndarray  # (3, n_months): P10, P50, P90
+    first_short_month: dict  # quantile -> months ahead when backup falls below required (inf = never)
+    earliest_failing_pack: int | None  # index of the pack that crosses its threshold first (P50)
+
+
+def site_outlook(soh_now, soh_forecast, rated_ah, load_w, required_hours, pack_crossing_p50=None, **kw) -> SiteOutlook:
+    """Backup time now and forecast against the required hours for one site.
+
+    ``soh_forecast`` is (3, npacks, n_months) (P10, P50, P90 from
+    :func:`battloop.health.forecast.forecast_packs`). Summing per-pack quantiles
+    assumes packs at a site age together (same cabinet, same climate), which is
+    conservative for the P10.
+    """
+    soh_forecast = np.asarray(soh_forecast, dtype=float)
+    now = float(backup_hours(np.asarray(soh_now, float), rated_ah, load_w, **kw))
+    fc = np.stack([backup_hours(np.moveaxis(soh_forecast[q], 0, -1), rated_ah, load_w, **kw) for q in range(soh_forecast.shape[0])])
+    first = {}
+    for q, name in enumerate(("p10", "p50", "p90")[: fc.shape[0]]):
+        short = np.nonzero(fc[q] < required_hours)[0]
+        first[name] = float(short[0] + 1) if short.size else float("inf")
+    worst = None
+    if pack_crossing_p50 is not None and len(pack_crossing_p50):
+        c = np.asarray(pack_crossing_p50, dtype=float)
+        worst = int(np.argmin(c)) if np.isfinite(c).any() else int(np.argmin(np.asarray(soh_now)))
+    elif np.size(soh_now):
+        worst = int(np.argmin(soh_forecast[1, :, -1]))
+    return SiteOutlook(now, float(required_hours), now >= required_hours, fc, first, worst)
+
+
+def quarter_labels(start: pd.Timestamp, n_quarters: int):
+    start = pd.Timestamp(start)
+    return [str(p) for p in pd.period_range(start.to_period("Q"), periods=n_quarters, freq="Q")]
+
+
+def retirements_per_quarter(crossing_month_samples, group_keys: dict | None = None, kwh=None, price_per_kwh: float | None = None,
+                            start=None, n_quarters: int = 20) -> pd.DataFrame:
+    """Retirements per quarter with P10/P50/P90, by arbitrary groups.
+
+    ``crossing_month_samples`` is (npacks, nsamples): months from ``start`` at
+    which each pack crosses its retirement threshold, in each joint sample
+    (``inf`` = not within the horizon; e.g. from
+    :func:`battloop.health.forecast.crossing_month_samples`). Sample j of every
+    pack is treated as one joint fleet scenario. ``group_keys`` maps a name
+    (province, model, owner...) to an array of labels per pack. Returns one row
+    per (group..., quarter) with count and kWh quantiles and the replacement cost
+    at ``price_per_kwh`` (P50 kWh x price; P10/P90 alongside).
+    """
+    s = np.asarray(crossing_month_samples, dtype=float)
+    if s.ndim != 2:
+        raise OutlookInputError(f"crossing_month_samples must be (npacks, nsamples), got shape {s.shape}")
+    npacks, ns = s.shape
+    kwh = np.ones(npacks) if kwh is None else np.asarray(kwh, dtype=float)
+    if kwh.shape != (npacks,):
+        raise OutlookInputError(f"kwh has {kwh.shape} values for {npacks} packs")
+    start = pd.Timestamp(start) if start is not None else pd.Timestamp.now(tz="UTC").normalize().tz_localize(None)
+    # quarter index of each sample (0 = the quarter containing start)
+    month0 = start.month - 1
+    # crossing month s (1 = the month after start) falls in calendar month month0 + s
+    fin = np.isfinite(s)
+    q = np.where(fin, np.floor((month0 + np.where(fin, s, 0)) / 3.0) - month0 // 3, -1).astype(int)
+    q = np.where((q >= 0) & (q < n_quarters), q, -1)
+    groups = group_keys or {}
+    names = list(groups)
+    labels = pd.DataFrame({k: np.asarray(v) for k, v in groups.items()}) if names else pd.DataFrame(index=range(npacks))
+    if len(labels) != npacks:
+        raise OutlookInputError(f"group keys have {len(labels)} rows for {npacks} packs")
+    codes, uniques = (pd.factorize(pd.MultiIndex.from_frame(labels.astype(str))) if names else (np.zeros(npacks, int), [()]))
+    ng = len(uniques)
+    count = np.zeros((ng, n_quarters, ns))
+    energy = np.zeros((ng, n_quarters, ns))
+    for j in range(ns):
+        ok = q[:, j] >= 0
+        np.add.at(count[:, :, j], (codes[ok], q[ok, j]), 1.0)
+        np.add.at(energy[:, :, j], (codes[ok], q[ok, j]), kwh[ok])
+    qlabels = quarter_labels(start, n_quarters)
+    rows = []
+    cq = np.percentile(count, [10, 50, 90], axis=-1)
+    eq = np.percentile(energy, [10, 50, 90], axis=-1)
+    for g in range(ng):
+        key = uniques[g] if names else ()
+        key = key if isinstance(key, tuple) else (key,)
+        for qi in range(n_quarters):
+            row = dict(zip(names, key))
+            row.update({"quarter": qlabels[qi], "count_p10": cq[0, g, qi], "count_p50": cq[1, g, qi], "count_p90": cq[2, g, qi],
+                        "kwh_p10": eq[0, g, qi], "kwh_p50": eq[1, g, qi], "kwh_p90": eq[2, g, qi]})
+            if price_per_kwh is not None:
+                row.update({"cost_p10": eq[0, g, qi] * price_per_kwh, "cost_p50": eq[1, g, qi] * price_per_kwh,
+                            "cost_p90": eq[2, g, qi] * price_per_kwh})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def aging_anomalies(log_m_mean, log_m_sd, cohort_mean: float, cohort_sd: float, pack_ids=None, min_probability: float = 0.9):
+    """Packs aging faster than their cohort, with the evidence.
+
+    A pack is flagged when the posterior probability that its rate multiplier
+    exceeds the cohort's P90 is at least ``min_probability`` -- i.e. it is
+    credibly in the fast tail, not merely noisy. Returns a DataFrame sorted by
+    that probability with the multiplier, the cohort P90 and a one-line reason.
+    """
+    from scipy.special import ndtr
+
+    mu = np.asarray(log_m_mean, dtype=float)
+    sd = np.maximum(np.asarray(log_m_sd, dtype=float), 1e-9)
+    thr = cohort_mean + Z_P90 * cohort_sd
+    p_fast = ndtr((mu - thr) / sd)
+    ids = np.asarray(pack_ids) if pack_ids is not None else np.arange(mu.size)
+    flag = p_fast >= min_probability
+    df = pd.DataFrame({"pack": ids, "rate_multiplier": np.exp(mu), "rate_multiplier_p10": np.exp(mu - Z_P90 * sd),
+                       "cohort_p90_multiplier": float(np.exp(thr)), "p_faster_than_cohort_p90": p_fast, "flagged": flag})
+    df["reason"] = [f"ages {np.exp(m - cohort_mean):.2f}x the cohort median (P(> cohort P90) = {p:.0%})" for m, p in zip(mu, p_fast)]
+    return df[df.flagged].sort_values("p_faster_than_cohort_p90", ascending=False).reset_index(drop=True)

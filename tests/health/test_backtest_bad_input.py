@@ -1,0 +1,167 @@
+"""Bad input to the backtest: each case gives a clear error or a documented, noted treatment."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from battloop.health.backtest import BacktestError, parse_eol, parse_fit_until, robust_eol, run_backtest, validate_frame
+
+
+def synthetic(n_cells=4, n=200, rate=0.001, noise=0.002, seed=0, start=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(n_cells):
+        t = np.arange(start, start + n, dtype=float)
+        y = 2.0 * (1 - rate * (1 + 0.1 * c) * t) + rng.normal(0, noise, n)
+        rows.append(pd.DataFrame({"cell_id": f"c{c}", "t": t, "capacity": y}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_gaps_in_the_series_are_fine():
+    df = synthetic()
+    df = df[~df.t.between(30, 60)]  # a month without data in every cell
+    s = run_backtest(df, "cycle", "0.85", "80")["summary"]
+    assert s["n_cells"] == 4
+    assert s["rul_mae"] < 8
+
+
+def test_regeneration_jumps_do_not_end_or_extend_life():
+    df = synthetic(n=300, noise=0.0005)
+    # capacity regeneration after rests: +3 % for one cycle every 25 cycles
+    jump = (df.t % 25 == 0) & (df.t > 0)
+    df.loc[jump, "capacity"] *= 1.03
+    r = run_backtest(df, "cycle", "0.8", "100")
+    for c in r["cells"]:
+        # true crossing of 0.8 of first capacity: 1 - rate*k*t = 0.8
+        k = 1 + 0.1 * int(c["cell_id"][1:])
+        true = 0.2 / (0.001 * k)
+        assert c["actual_eol_t"] == pytest.approx(true, abs=2)
+        assert c["model"]["rul_abs_error"] < 10
+
+
+def test_isolated_outliers_are_left_out_of_the_fit_and_noted():
+    df = synthetic(noise=0.0005)
+    df.loc[(df.cell_id == "c0") & (df.t == 40), "capacity"] = 0.5  # a bad reading
+    r = run_backtest(df, "cycle", "0.85", "80")
+    c0 = next(c for c in r["cells"] if c["cell_id"] == "c0")
+    assert any("outlier" in n for n in c0["notes"])
+    assert c0["model"]["rul_abs_error"] < 5
+    # the outlier does not count as end of life either
+    assert c0["actual_eol_t"] > 40
+
+
+def test_single_point_cell_is_skipped_with_reason():
+    df = pd.concat([synthetic(), pd.DataFrame({"cell_id": ["lonely"], "t": [0.0], "capacity": [2.0]})])
+    r = run_backtest(df, "cycle", "0.9", "80")
+    lonely = next(c for c in r["cells"] if c["cell_id"] == "lonely")
+    assert lonely["status"] == "skipped" and "one point" in lonely["reason"]
+    assert r["summary"]["n_cells"] == 4
+
+
+def test_cell_without_any_capacity_is_skipped_not_fatal():
+    df = pd.concat([synthetic(n_cells=2), pd.DataFrame({"cell_id": ["empty", "empty"], "t": [0.0, 1.0], "capacity": [np.nan, np.nan]})])
+    r = run_backtest(df, "cycle", "0.85", "80")
+    empty = next(c for c in r["cells"] if c["cell_id"] == "empty")
+    assert empty["status"] == "skipped" and "no row with both t and capacity" in empty["reason"]
+    assert r["summary"]["n_cells"] == 2
+
+
+def test_only_single_points_is_a_clear_error():
+    df = pd.DataFrame({"cell_id": ["a", "b"], "t": [0.0, 0.0], "capacity": [1.0, 1.0]})
+    with pytest.raises(BacktestError, match="enough points"):
+        run_backtest(df, "cycle", "0.8", "10")
+
+
+def test_constant_values_never_reach_eol_and_do_not_crash():
+    df = pd.DataFrame({"cell_id": "flat", "t": np.arange(50.0), "capacity": 1.0})
+    r = run_backtest(df, "calendar", "0.8", "25")
+    c = r["cells"][0]
+    assert c["status"] == "ok" and c["reached_eol"] is False
+    assert any("constant" in n for n in c["notes"])
+    assert c["model"]["capacity_error_pp"] < 0.5
+    assert r["summary"]["rul_mae"] is None
+
+
+def test_capacity_above_rated_fraction_is_kept_and_noted():
+    t = np.arange(0, 100.0)
+    df = pd.DataFrame({"cell_id": "x", "t": t, "capacity": 1.02 - 0.001 * t})
+    r = run_backtest(df, "cycle", "0.8", "50", capacity_unit="fraction")
+    c = r["cells"][0]
+    assert any("above 1.0" in n for n in c["notes"])
+    # in fraction mode percentage points are points of the fraction itself
+    assert c["model"]["capacity_error_pp"] < 0.5
+
+
+def test_negative_time_is_refused_with_the_line():
+    df = synthetic()
+    df.loc[5, "t"] = -3
+    with pytest.raises(BacktestError, match=r"line 7.*negative"):
+        run_backtest(validate_frame(df), "cycle", "0.8", "50")
+
+
+def test_non_monotonic_time_is_sorted_and_noted():
+    df = synthetic(n_cells=1).sample(frac=1.0, random_state=1)  # shuffled rows
+    r = run_backtest(df, "cycle", "0.85", "80")
+    c = r["cells"][0]
+    assert any("sorted" in n for n in c["notes"])
+    assert c["model"]["rul_abs_error"] < 10
+
+
+def test_duplicate_times_are_averaged():
+    df = synthetic(n_cells=1)
+    df = pd.concat([df, df.iloc[[10]].assign(capacity=df.capacity.iloc[10] + 0.001)])
+    r = run_backtest(df, "cycle", "0.9", "80")
+    assert any("averaged" in n for n in r["cells"][0]["notes"])
+
+
+def test_nan_temperatures_are_ignored_and_noted(naumann_long):
+    df = naumann_long.copy()
+    df.loc[df.index[::3], "temperature_c"] = np.nan
+    r = run_backtest(df, "calendar", "0.8", "180")
+    assert r["summary"]["n_cells"] == 17
+    assert any("NaN temperatures" in n for c in r["cells"] for n in c["notes"])
+
+
+def test_non_numeric_value_names_line_and_field():
+    df = pd.DataFrame({"cell_id": ["a", "a"], "t": ["0", "ten"], "capacity": [1.0, 0.9]})
+    with pytest.raises(BacktestError, match=r"line 3, field t"):
+        validate_frame(df)
+
+
+def test_missing_column_is_named():
+    with pytest.raises(BacktestError, match="missing column.*capacity"):
+        validate_frame(pd.DataFrame({"cell_id": ["a"], "t": [1.0]}))
+
+
+@pytest.mark.parametrize("text,value,unit", [("0.8", 0.8, "fraction"), ("80%", 0.8, "fraction"), ("1.4", 1.4, "ah"),
+                                             ("0.88Ah", 0.88, "ah")])
+def test_parse_eol(text, value, unit):
+    e = parse_eol(text)
+    assert e.value == pytest.approx(value) and e.unit == unit
+
+
+def test_parse_fit_until():
+    assert parse_fit_until("0.5").unit == "fraction"
+    assert parse_fit_until("50%").value == pytest.approx(0.5)
+    assert parse_fit_until("180").unit == "t"
+    with pytest.raises(BacktestError):
+        parse_fit_until("soon")
+    with pytest.raises(BacktestError):
+        parse_eol("1.2frac")
+
+
+def test_robust_eol_ignores_a_single_dip():
+    t = np.arange(10.0)
+    y = np.array([1, 0.99, 0.98, 0.7, 0.97, 0.96, 0.95, 0.79, 0.78, 0.77])
+    assert robust_eol(t, y, 0.8) == pytest.approx(6.75, abs=0.3)
+
+
+def test_cli_bad_file_is_a_command_error(tmp_path):
+    with pytest.raises(CommandError, match="not found"):
+        call_command("health", "backtest", "--data", str(tmp_path / "nope.csv"), "--kind", "cycle", "--eol", "0.8", "--fit-until", "0.5")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("cell,time,cap\n1,2,3\n")
+    with pytest.raises(CommandError, match="missing column"):
+        call_command("health", "backtest", "--data", str(bad), "--kind", "cycle", "--eol", "0.8", "--fit-until", "0.5")

@@ -1,0 +1,116 @@
+"""Hierarchical calibration and probabilistic forecasts."""
+
+import numpy as np
+import pytest
+
+from battloop.health.forecast import (
+    CohortPrior,
+    ForecastInputError,
+    Scenario,
+    calibrate_packs,
+    crossing_month_samples,
+    forecast_packs,
+    seasonal_temperature_c,
+)
+from battloop.health.models import simulate_aging
+
+
+def _fleet(n=300, seed=1, true_log_sd=0.25, true_mu=0.3, years=4, obs_sd=0.01):
+    """Synthetic packs aged by the model with known multipliers and observed yearly."""
+    rng = np.random.default_rng(seed)
+    log_m = rng.normal(true_mu, true_log_sd, n)
+    temp = seasonal_temperature_c(rng.uniform(15, 30, n), rng.uniform(2, 10, n), 12 * years)
+    nominal = simulate_aging("LFP", temp, 1.0, 0.0, 0.5, 365.25 / 12)
+    loss = 1 - nominal.q[:, 11::12]  # end of each year
+    soh = 1 - np.exp(log_m)[:, None] * loss + rng.normal(0, obs_sd, loss.shape) + rng.normal(0, 0.01, (n, 1))
+    return log_m, temp, loss, soh, nominal
+
+
+def test_calibration_recovers_cohort_and_pack_multipliers():
+    log_m, temp, loss, soh, _ = _fleet()
+    post = calibrate_packs(soh, loss, 0.01)
+    assert post.cohort.log_m_mean == pytest.approx(0.3, abs=0.08)
+    assert post.cohort.log_m_sd == pytest.approx(0.25, abs=0.1)
+    err = post.log_m_mean - log_m
+    assert np.mean(np.abs(err)) < 0.15
+    # 80 % credible intervals cover about 80 % of the true multipliers
+    inside = np.abs(err) <= 1.2816 * post.log_m_sd
+    assert 0.65 < inside.mean() < 0.95
+
+
+def test_packs_without_evidence_get_the_cohort_prior():
+    _, _, loss, soh, _ = _fleet(n=50)
+    soh[:5] = np.nan
+    post = calibrate_packs(soh, loss, 0.01)
+    assert np.allclose(post.log_m_mean[:5], post.cohort.log_m_mean, atol=1e-3)
+    assert np.all(post.n_evidence[:5] == 0)
+
+
+def test_forecast_quantiles_are_ordered_and_cover_truth():
+    log_m, temp, loss, soh, nominal = _fleet(n=200, years=3)
+    post = calibrate_packs(soh, loss, 0.01)
+    future = seasonal_temperature_c(np.full(200, 25.0), np.full(200, 6.0), 60)
+    fc = forecast_packs("LFP", post, future, state=nominal.final_state)
+    assert fc.soh.shape == (3, 200, 60)
+    assert np.all(fc.soh[0] <= fc.soh[1] + 1e-12) and np.all(fc.soh[1] <= fc.soh[2] + 1e-12)
+    assert np.all(fc.resistance[0] <= fc.resistance[2] + 1e-12)
+    truth = simulate_aging("LFP", future, 1.0, 0.0, 0.5, 365.25 / 12, np.exp(log_m)[:, None], state=nominal.final_state).q[:, -1]
+    inside = (truth >= fc.soh[0, :, -1]) & (truth <= fc.soh[2, :, -1])
+    assert 0.7 < inside.mean() <= 1.0
+    for thr in (0.8, 0.7, 0.6, 0.2):
+        c = fc.crossing_months[thr]
+        assert np.all(c[0] <= c[1]) and np.all(c[1] <= c[2])
+
+
+def test_scenarios_cooling_delays_and_outages_advance_end_of_life():
+    post = calibrate_packs(np.full((10, 1), np.nan), np.zeros((10, 1)), 0.01, cohort=CohortPrior(0.0, 0.2))
+    temp = seasonal_temperature_c(np.full(10, 35.0), np.full(10, 8.0), 240)
+    base = forecast_packs("LFP", post, temp, outages_per_year=12).crossing_months[0.8][1]
+    cool = forecast_packs("LFP", post, temp, outages_per_year=12, scenario=Scenario(temp_offset_c=-5)).crossing_months[0.8][1]
+    busy = forecast_packs("LFP", post, temp, outages_per_year=12, scenario=Scenario(outage_multiplier=20)).crossing_months[0.8][1]
+    assert np.all(cool > base) and np.all(busy < base)
+
+
+def test_crossing_samples_are_monotone_in_the_multiplier():
+    post = calibrate_packs(np.full((3, 1), np.nan), np.zeros((3, 1)), 0.01, cohort=CohortPrior(0.0, 0.3))
+    temp = seasonal_temperature_c(np.array([20.0, 30.0, 40.0]), np.full(3, 5.0), 240)
+    s = crossing_month_samples("LFP", post, temp, threshold=0.8, n_samples=11)
+    assert s.shape == (3, 11)
+    finite = np.where(np.isfinite(s), s, 1e9)
+    assert np.all(np.diff(finite, axis=1) <= 0)  # higher multiplier -> earlier crossing
+    assert np.nanmedian(np.where(np.isfinite(s[2]), s[2], np.nan)) < np.nanmedian(np.where(np.isfinite(s[1]), s[1], 1e9))
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ForecastInputError, match="positive"):
+        calibrate_packs([[0.9]], [[0.1]], [[0.0]])
+    post = calibrate_packs(np.full((2, 1), np.nan), np.zeros((2, 1)), 0.01)
+    with pytest.raises(ForecastInputError, match="packs"):
+        forecast_packs("LFP", post, np.full((3, 12), 25.0))
+
+
+def test_fleet_fast_path_equals_general_forecast():
+    from battloop.health.forecast import PackPosterior, forecast_fleet_periodic
+    from battloop.health.models import AgingState
+
+    rng = np.random.default_rng(5)
+    n = 400
+    mean, amp = rng.uniform(10, 30, n), rng.uniform(2, 12, n)
+    post = PackPosterior(rng.normal(0, 0.2, n), rng.uniform(0.05, 0.3, n), np.zeros(n, int), CohortPrior())
+    opy, dod, soc = rng.uniform(0, 30, n), rng.uniform(0.2, 0.8, n), rng.uniform(0.95, 1, n)
+    st = AgingState(s_cal=rng.uniform(0, 0.01, n), s_cyc=rng.uniform(0, 10, n), s_res=rng.uniform(0, 0.01, n), efc=rng.uniform(0, 50, n))
+    slow = forecast_packs("LFP", post, seasonal_temperature_c(mean, amp, 180), soc_float=soc[:, None], outages_per_year=opy,
+                          outage_dod=dod, state=st)
+    out = np.empty((3, n, 180), np.uint16)
+    _, res, cross = forecast_fleet_periodic("LFP", post.log_m_mean, post.log_m_sd, seasonal_temperature_c(mean, amp, 12), 180,
+                                            soc, opy * dod / 12, dod, state=st, soh_out=out)
+    assert np.abs(out / 10000 - slow.soh).max() < 1e-4
+    assert np.allclose(res, slow.resistance[:, :, 11::12])
+    for thr in (0.8, 0.7, 0.6, 0.2):
+        a, b = cross[thr], slow.crossing_months[thr]
+        assert np.array_equal(np.isfinite(a), np.isfinite(b))
+        assert np.array_equal(a[np.isfinite(a)], b[np.isfinite(b)])
+    soh, _, _ = forecast_fleet_periodic("LFP", post.log_m_mean, post.log_m_sd, seasonal_temperature_c(mean, amp, 12), 24)
+    assert soh.shape == (3, n, 24) and np.all(soh[0] <= soh[2])
+    with pytest.raises(ForecastInputError, match="12"):
+        forecast_fleet_periodic("LFP", post.log_m_mean, post.log_m_sd, np.zeros((n, 7)), 24)

@@ -1,0 +1,70 @@
+"""Site backup time, portfolio retirements per quarter and anomalies."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from battloop.health.outlook import OutlookInputError, aging_anomalies, backup_hours, retirements_per_quarter, site_outlook
+
+
+def test_backup_hours_arithmetic():
+    # 2 x 100 Ah at 48 V, SOH 1, 90 % usable, 95 % efficiency, 2 kW load
+    h = backup_hours([1.0, 1.0], [100, 100], 2000)
+    assert h == pytest.approx(2 * 48 * 100 * 0.9 * 0.95 / 2000)
+    assert backup_hours([0.8, 0.8], [100, 100], 2000) == pytest.approx(0.8 * h)
+    # resistance growth shortens backup
+    assert backup_hours([1, 1], [100, 100], 2000, resistance_ohm=[0.05, 0.05]) < h
+    with pytest.raises(OutlookInputError):
+        backup_hours([1.0], [100], 0)
+
+
+def test_site_outlook_first_short_month_and_earliest_pack():
+    months = 60
+    p50 = np.stack([np.linspace(0.95, 0.75, months), np.linspace(0.9, 0.6, months)])  # 2 packs
+    fc = np.stack([p50 - 0.03, p50, p50 + 0.03])
+    out = site_outlook([0.95, 0.9], fc, [100, 100], 2000, required_hours=3.0, pack_crossing_p50=[50, 25])
+    assert out.meets_now
+    assert out.first_short_month["p10"] <= out.first_short_month["p50"] <= out.first_short_month["p90"]
+    # P50 backup = 48*0.9*0.95*100*(s1+s2)/2000 < 3 h  <=>  s1+s2 < 1.462
+    s = p50.sum(axis=0)
+    assert out.first_short_month["p50"] == np.nonzero(s < 3.0 / (48 * 0.9 * 0.95 * 100 / 2000))[0][0] + 1
+    assert out.earliest_failing_pack == 1
+
+
+def test_retirements_per_quarter_counts_and_groups():
+    # 4 packs x 3 samples, crossing months from 2026-01-01
+    s = np.array([[1, 2, 4], [3, 3, 3], [7, 8, 9], [np.inf, np.inf, 13]], dtype=float)
+    df = retirements_per_quarter(s, {"province": ["GD", "GD", "SC", "SC"]}, kwh=[5, 5, 10, 10], price_per_kwh=100,
+                                 start="2026-01-01", n_quarters=5)
+    gd = df[df.province == "GD"].set_index("quarter")
+    # month 1,2 -> Q1 (Feb, Mar); 3 and 4 -> Q2 (Apr, May)
+    assert gd.loc["2026Q1", "count_p50"] == 1 and gd.loc["2026Q2", "count_p50"] == 1
+    sc = df[df.province == "SC"].set_index("quarter")
+    assert sc.loc["2026Q3", "count_p50"] == pytest.approx(1)  # months 7, 8 fall in Q3
+    assert sc.loc["2026Q3", "kwh_p50"] == pytest.approx(10) and sc.loc["2026Q3", "cost_p50"] == pytest.approx(1000)
+    # month 13 -> Feb 2027 = Q1 2027, only in one of three samples
+    assert sc.loc["2027Q1", "count_p90"] > 0 and sc.loc["2027Q1", "count_p10"] == 0
+    total = df.groupby("quarter")[["count_p50"]].sum()
+    assert total.loc["2026Q1", "count_p50"] >= 1
+
+
+def test_retirements_by_several_keys_and_bad_shapes():
+    rng = np.random.default_rng(0)
+    s = rng.integers(1, 30, (100, 20)).astype(float)
+    keys = {"province": rng.choice(["GD", "SC"], 100), "owner": rng.choice(["A", "B"], 100)}
+    df = retirements_per_quarter(s, keys, start=pd.Timestamp("2026-03-15"), n_quarters=12)
+    assert set(df.columns) >= {"province", "owner", "quarter", "count_p10", "count_p50", "count_p90"}
+    assert len(df) == 4 * 12
+    assert df.count_p50.sum() == pytest.approx(100, abs=15)
+    with pytest.raises(OutlookInputError):
+        retirements_per_quarter(np.ones(5))
+    with pytest.raises(OutlookInputError):
+        retirements_per_quarter(np.ones((5, 2)), kwh=np.ones(3))
+
+
+def test_anomalies_flag_only_credibly_fast_packs():
+    mu = np.array([0.0, 0.1, 1.0, 1.0])
+    sd = np.array([0.05, 0.05, 0.05, 0.8])  # pack 3 is fast but its evidence is weak
+    df = aging_anomalies(mu, sd, cohort_mean=0.0, cohort_sd=0.2, pack_ids=["p0", "p1", "p2", "p3"])
+    assert list(df.pack) == ["p2"]
+    assert "cohort median" in df.reason[0] and df.rate_multiplier[0] == pytest.approx(np.e)
