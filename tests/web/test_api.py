@@ -102,3 +102,21 @@ def test_oversized_upload_is_refused(client, world, monkeypatch):
     monkeypatch.setattr(jobs, "MAX_UPLOAD_BYTES", 1000)
     r = _upload(client, world["tokens"][("op1", "admin")], "big.csv", b"serial,model\n" + b"X1,M1\n" * 500)
     assert r.status_code == 413 and "limit" in r.json()["detail"]
+
+
+def test_telemetry_endpoint_downsamples_the_lake(client, world, tmp_path, monkeypatch):
+    import datetime as dt
+
+    from battloop.telemetry.service import ingest_files
+
+    monkeypatch.setenv("BATTLOOP_LAKE_DIR", str(tmp_path / "lake"))
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    lines = ["ts,pack_serial,site_code,source,voltage_v,soc_pct,temp_max_c"]
+    lines += [f"{(start + dt.timedelta(minutes=m)).isoformat()},P1A,S1,bms,{52 + (m % 10) / 10},{90 + m % 10},25" for m in range(2000)]
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    assert ingest_files([tmp_path / "t.csv"], "csv")[0].accepted == 2000
+    r = client.get("/api/v1/packs/P1A/telemetry?points=100", **bearer(world["tokens"][("op1", "admin")])).json()
+    assert 90 <= len(r["points"]) <= 101 and r["bucket_seconds"] >= 60 * 19
+    first = r["points"][0]["values"]
+    assert 52.0 <= first["voltage_v"] <= 52.9 and first["temp_max_c"] == 25
+    assert client.get("/api/v1/packs/P2A/telemetry", **bearer(world["tokens"][("op1", "admin")])).status_code == 404
