@@ -8,7 +8,7 @@
         return { name: c, type: 'line', showSymbol: false, yAxisIndex: (c === 'voltage_v' || c === 'current_a') ? 0 : 1,
                  data: d.points.map(function (p) { return [p.ts, p.values[c]]; }) };
       });
-      echarts.init(el).setOption({ tooltip: { trigger: 'axis' }, legend: {}, xAxis: { type: 'time' },
+      echarts.init(el).setOption({ animation: false, tooltip: { trigger: 'axis' }, legend: { top: 0 }, grid: { top: 40, bottom: 70 }, xAxis: { type: 'time' },
         yAxis: [{ type: 'value', name: 'V / A' }, { type: 'value', name: '% / °C' }], dataZoom: [{ type: 'inside' }, {}], series: series });
     });
   });
