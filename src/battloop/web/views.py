@@ -90,12 +90,22 @@ def dashboard(request):
 
 
 def _soh_histogram(packs) -> dict:
-    try:
-        from battloop.health.models import HealthEstimate  # noqa: F401  (present once health assessments are stored)
-    except Exception:
-        pass
+    """Packs per 5-point band of assessed SOH (P50), from `battloop assess`."""
+    from battloop.health.records import HealthAssessment
+
+    values = list(HealthAssessment.objects.filter(pack__in=packs.values("id")).values_list("soh_p50_pct", flat=True))
     edges = list(range(50, 105, 5))
-    return {"edges": edges, "counts": []}
+    if not values:
+        return {"edges": edges, "counts": []}
+    counts = [0] * (len(edges) - 1)
+    below = 0
+    for v in values:
+        if v < edges[0]:
+            below += 1
+            continue
+        counts[min(int((v - edges[0]) // 5), len(counts) - 1)] += 1
+    labels = [f"<{edges[0]}"] + [f"{a}–{b}" for a, b in zip(edges, edges[1:])]
+    return {"edges": edges, "labels": labels, "counts": [below] + counts}
 
 
 def _recent_alarms(packs, limit: int = 10):
