@@ -45,6 +45,11 @@ class Command(BaseCommand):
             tele = load_telemetry(fleet, data_dir / "demo-input", timezone.localdate(), seed=o["seed"])
             console.print(f"  telemetry: {tele['readings']:,} readings in the lake, {tele.get('quarantined', 0):,} quarantined, "
                           f"{tele.get('open_alarms', 0)} alarms open ({time.perf_counter() - t0:.1f} s)")
+            from battloop.health.assess import assess
+
+            health = assess()
+            console.print(f"  health: {health['packs']:,} packs assessed, {health['anomalies']} aging faster than their cohort "
+                          f"({health['seconds']:.1f} s)")
         for title, rows in summary().items():
             table = Table(title=f"packs by {title}", show_header=False)
             for key, n in rows:
