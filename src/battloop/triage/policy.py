@@ -403,7 +403,7 @@ def validate_table(raw: pd.DataFrame, fields: Mapping[str, FieldSpec], required:
                                dtype=np.int64)
                 out[col] = pd.Categorical.from_codes(cat[codes], categories=spec.values)
             else:
-                obj = u.to_numpy(dtype=object)
+                obj = u.to_numpy(dtype=object, copy=True)  # pandas copy-on-write hands out read-only views
                 obj[obj == ""] = None
                 out[col] = obj[codes]
 

@@ -364,6 +364,52 @@ def pack_telemetry(request, serial: str, start: dt.datetime | None = None, end: 
     return downsampled_series(p.serial, start, end, points)
 
 
+class HealthOut(Schema):
+    assessed_at: dt.datetime
+    method: str
+    evidence_count: int
+    soh_p10_pct: float
+    soh_p50_pct: float
+    soh_p90_pct: float
+    resistance_ratio_p50: float
+    rate_multiplier_p50: float
+    eol80_p10: dt.date | None
+    eol80_p50: dt.date | None
+    eol80_p90: dt.date | None
+    eol70_p50: dt.date | None
+    eol60_p50: dt.date | None
+    anomaly: str
+
+
+class DecisionOut(Schema):
+    decided_at: dt.datetime
+    route: str
+    policy: str
+    reasons: list[dict[str, Any]]
+    inputs: dict[str, Any]
+    current: bool
+
+
+@router.get("/packs/{serial}/health", response={200: HealthOut, **ERRORS}, tags=["health"])
+def pack_health(request, serial: str):
+    from battloop.health.records import HealthAssessment
+
+    p = get_pack(_actor(request), serial)
+    h = HealthAssessment.objects.filter(pack=p).first()
+    if h is None:
+        raise ApiProblem(404, "Not found", f"pack {serial} has not been assessed yet (battloop assess)")
+    return h
+
+
+@router.get("/packs/{serial}/decisions", response={200: list[DecisionOut], **ERRORS}, tags=["triage"])
+def pack_decisions(request, serial: str):
+    from battloop.triage.models import TriageDecision
+
+    p = get_pack(_actor(request), serial)
+    return [{"decided_at": d.decided_at, "route": d.route, "policy": d.policy.identity, "reasons": d.reasons, "inputs": d.inputs,
+             "current": d.current} for d in TriageDecision.objects.filter(pack=p).select_related("policy")[:100]]
+
+
 def _job_out(job: ImportJob) -> dict:
     from django.core.cache import cache
 

@@ -18,6 +18,7 @@ urlpatterns = [
     path("imports/", views.imports_page, name="imports"),
     path("imports/<int:job_id>/", views.import_detail, name="import_detail"),
     path("imports/<int:job_id>/quarantine.csv", views.import_quarantine, name="import_quarantine"),
+    path("triage/", views.triage_queue, name="triage"),
     path("audit/", views.audit_log, name="audit"),
     path("tokens/", views.tokens, name="tokens"),
 ]

@@ -50,6 +50,12 @@ class Command(BaseCommand):
             health = assess()
             console.print(f"  health: {health['packs']:,} packs assessed, {health['anomalies']} aging faster than their cohort "
                           f"({health['seconds']:.1f} s)")
+            from battloop.triage.policy import load_policy
+            from battloop.triage.registry_triage import run as triage_run
+
+            tri = triage_run(load_policy("default"), actor="demo")
+            console.print(f"  triage: {tri['packs']:,} flagged or stored packs routed: "
+                          + ", ".join(f"{k} {v}" for k, v in tri["routes"].items() if v))
         for title, rows in summary().items():
             table = Table(title=f"packs by {title}", show_header=False)
             for key, n in rows:

@@ -65,6 +65,14 @@ class Command(BaseCommand):
         cmp_.add_argument("--against", default="current", help="the policy in force (path, 'default' or 'current')")
         cmp_.add_argument("--json", action="store_true")
 
+        rn = sub.add_parser("run", help="triage the registry's flagged and out-of-service packs; store decisions as events")
+        rn.add_argument("--policy", default="default", help="policy YAML path, 'default' or 'current'")
+        rn.add_argument("--json", action="store_true")
+
+        rc = sub.add_parser("registry-compare", help="what would change in the registry if --policy replaced the current one")
+        rc.add_argument("--policy", required=True)
+        rc.add_argument("--json", action="store_true")
+
         val = sub.add_parser("validate", help="check a policy file and show its stages and identity")
         val.add_argument("--policy", required=True)
         val.add_argument("--json", action="store_true")
@@ -93,7 +101,7 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         action = opts["action"]
         try:
-            return getattr(self, "_" + action)(opts)
+            return getattr(self, "_" + action.replace("-", "_"))(opts)
         except (PolicyError, RuleFileError) as exc:
             raise CommandError("invalid policy or rule file:\n" + "\n".join(exc.problems)) from None
         except (DossierError, GradingError) as exc:
@@ -102,6 +110,29 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
 
     # ------------------------------------------------------------------ actions
+    def _run(self, o):
+        from battloop.triage.registry_triage import current_policy, run
+
+        policy = current_policy() if o["policy"] == "current" else load_policy(o["policy"])
+        result = run(policy)
+        if o["json"]:
+            return self._emit(result)
+        routes = ", ".join(f"{k} {v}" for k, v in result["routes"].items() if v)
+        self.stdout.write(f"policy {result['policy']}: {result['packs']:,} packs triaged ({routes}); "
+                          f"{result['changed']:,} new or changed decisions recorded as events")
+
+    def _registry_compare(self, o):
+        from battloop.triage.registry_triage import compare_with_current
+
+        out = compare_with_current(load_policy(o["policy"]))
+        if o["json"]:
+            return self._emit(out)
+        self.stdout.write(f"{out['old']} → {out['new']}: {out['changed']:,} of {out['packs']:,} packs change route")
+        for m in out["moves"]:
+            self.stdout.write(f"  {m['from']} → {m['to']}: {m['packs']:,} packs")
+            for w in m["why"][:3]:
+                self.stdout.write(f"      {w['packs']:,}: {w['old_rules']} ⇒ {w['new_rules']} (e.g. {', '.join(w['examples'])})")
+
     def _emit(self, data, output: str | None = None):
         text = json.dumps(_jsonable(data), ensure_ascii=False, indent=None if isinstance(data, list) else 2)
         if output:
