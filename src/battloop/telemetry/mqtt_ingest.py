@@ -38,6 +38,7 @@ from .lake import Lake
 from .schema import READING_SCHEMA, readings_from_rows
 
 MAX_PAYLOAD_BYTES = 1 << 20
+RECEIVE_MAXIMUM = 20_000  # unacknowledged messages the broker may send before we flush
 MAX_DEPTH = 8
 _NUMERIC = {f.name for f in READING_SCHEMA if pa.types.is_floating(f.type) or pa.types.is_integer(f.type)} - {"quality"}
 
@@ -168,13 +169,18 @@ class MqttIngest:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self.dead_letter = Path(lake.root) / "_mqtt_rejects"
+        # MQTT 5 with a persistent session (clean start off, session kept after disconnect)
+        # and a large Receive Maximum: the broker may then have many unacknowledged
+        # messages in flight to us while a batch is being made durable (MQTT 3.1.1 leaves
+        # that window to the broker's own setting, 20 by default in Mosquitto).
         self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  clean_session=False, protocol=mqtt.MQTTv311, manual_ack=True)
+                                  protocol=mqtt.MQTTv5, manual_ack=True)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *a, **k: self._connected.clear()
+        self.client.on_connect_fail = lambda *a, **k: self._connected.clear()
         self.client.on_message = self._on_message
         self.host, self.port = host, port
 
@@ -244,7 +250,13 @@ class MqttIngest:
         if install_signals:
             signal.signal(signal.SIGTERM, lambda *a: self._stop.set())
             signal.signal(signal.SIGINT, lambda *a: self._stop.set())
-        self.client.connect_async(self.host, self.port, keepalive=30)
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 7 * 24 * 3600  # keep the session (and unacknowledged messages) for a week
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
+        self.client.connect_async(self.host, self.port, keepalive=30, clean_start=False, properties=props)
         self.client.loop_start()
         started = time.monotonic()
         try:

@@ -38,5 +38,9 @@ class Command(BaseCommand):
                              known_serials=None if o["no_registry_check"] else known)
         self.stderr.write(f"ingesting from {o['broker']} as {o['client_id']} into {service.lake.root} (SIGTERM stops)")
         stats = service.run(max_seconds=o["seconds"])
+        import numpy as np
+
+        lat = np.asarray(stats.latencies_ms or [np.nan])
         self.stdout.write(f"messages {stats.messages:,}, readings {stats.readings:,}, duplicates dropped {stats.duplicates:,}, "
-                          f"quarantined {stats.quarantined:,}, rejected {stats.rejected:,}")
+                          f"quarantined {stats.quarantined:,}, rejected {stats.rejected:,}; latency publish→durable "
+                          f"p50 {np.nanpercentile(lat, 50):.0f} ms, p99 {np.nanpercentile(lat, 99):.0f} ms")
