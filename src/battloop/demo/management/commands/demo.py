@@ -56,6 +56,12 @@ class Command(BaseCommand):
             tri = triage_run(load_policy("default"), actor="demo")
             console.print(f"  triage: {tri['packs']:,} flagged or stored packs routed: "
                           + ", ".join(f"{k} {v}" for k, v in tri["routes"].items() if v))
+            from battloop.logistics.registry_plan import plan
+
+            result, info = plan()
+            if result is not None:
+                console.print(f"  logistics: {info['tonnes']} t to move from {info['sources']} sites; "
+                              f"{len(result.opened_hubs)} consolidation hub(s) opened, status {result.status}")
         for title, rows in summary().items():
             table = Table(title=f"packs by {title}", show_header=False)
             for key, n in rows:
