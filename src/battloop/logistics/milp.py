@@ -20,7 +20,7 @@ INF = highspy.kHighsInf
 _banner_shown = False
 
 
-def _new_highs() -> highspy.Highs:
+def new_highs() -> highspy.Highs:
     """Create a solver without HiGHS's start-up banner on stdout.
 
     HiGHS prints a copyright banner when the first instance of a process is created;
@@ -118,7 +118,7 @@ def solve_milp(
         lp.integrality_ = [
             highspy.HighsVarType.kInteger if b else highspy.HighsVarType.kContinuous for b in integer
         ]
-    h = _new_highs()
+    h = new_highs()
     h.setOptionValue("output_flag", bool(log))
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     # Objectives of the benchmark sets are up to ~1e7; an absolute gap of 1e-6 keeps

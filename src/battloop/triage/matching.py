@@ -49,8 +49,9 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+from battloop.logistics.geo import haversine_km  # one great-circle formula for the product
+from battloop.logistics.milp import new_highs
 
-EARTH_RADIUS_KM = 6371.0088
 
 
 class MatchingError(ValueError):
@@ -200,15 +201,6 @@ def _chemistry(values: pd.Series) -> np.ndarray:
 
 def _show(v) -> str:
     return "(empty)" if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else repr(str(v))
-
-
-def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
-    """Great-circle distance (haversine formula) in km, broadcasting over arrays."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dphi = p2 - p1
-    dl = np.radians(lon2) - np.radians(lon1)
-    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
 # --------------------------------------------------------------------------- strings
@@ -455,23 +447,6 @@ def _greedy(arcs: pd.DataFrame, cls: pd.DataFrame, dem: dict[str, Any]) -> np.nd
     return n
 
 
-def _quiet_highs(highspy):
-    """A Highs instance created with stdout silenced (its banner would corrupt JSON output)."""
-    import os
-    import sys
-
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            h = highspy.Highs()
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-    return h
-
-
 def _objective(arcs: pd.DataFrame, n: np.ndarray) -> float:
     return float((arcs["value"].to_numpy() * n).sum())
 
@@ -534,7 +509,7 @@ def match(supply: pd.DataFrame, demands: pd.DataFrame, settings: MatchSettings =
     lp.a_matrix_.index_ = rows[order].astype(np.int32)
     lp.a_matrix_.value_ = vals[order]
     lp.integrality_ = [highspy.HighsVarType.kInteger] * ncol
-    h = _quiet_highs(highspy)
+    h = new_highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(settings.time_limit_s))
     h.setOptionValue("mip_rel_gap", float(settings.mip_rel_gap))
