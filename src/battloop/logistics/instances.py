@@ -157,6 +157,21 @@ def _check_positive(path: Path, arr: np.ndarray, lines: list[int], what: str) ->
         )
 
 
+def _read_facilities(cur: "_Cursor", noun: str, capacity: float | None):
+    """The shared head of OR-Library and Holmberg files: ``m n`` then m lines ``capacity fixed_cost``."""
+    m = cur.integer(f"number of {noun}s m (first header value)" if noun != "facility" else "number of facilities m (first header value)")
+    n = cur.integer("number of customers n (second header value)")
+    cap = np.empty(m)
+    fixed = np.empty(m)
+    cap_lines: list[int] = []
+    for i in range(m):
+        cap_lines.append(cur.toks[cur.i][1] if cur.i < len(cur.toks) else 0)
+        c = cur.number(f"capacity of {noun} {i + 1}", word="capacity", word_value=capacity)
+        cap[i] = capacity if capacity is not None else c
+        fixed[i] = cur.number(f"fixed cost of {noun} {i + 1}")
+    return m, n, cap, fixed, cap_lines
+
+
 def read_orlib_cap(path: str | Path, capacity: float | None = None) -> CflpInstance:
     """Read a Beasley OR-Library ``cap*`` file (``capinfo`` format).
 
@@ -166,16 +181,7 @@ def read_orlib_cap(path: str | Path, capacity: float | None = None) -> CflpInsta
     """
     path = Path(path)
     cur = _Cursor(path, _tokens(path))
-    m = cur.integer("number of warehouses m (first header value)")
-    n = cur.integer("number of customers n (second header value)")
-    cap = np.empty(m)
-    fixed = np.empty(m)
-    cap_lines: list[int] = []
-    for i in range(m):
-        cap_lines.append(cur.toks[cur.i][1] if cur.i < len(cur.toks) else 0)
-        c = cur.number(f"capacity of warehouse {i + 1}", word="capacity", word_value=capacity)
-        cap[i] = capacity if capacity is not None else c
-        fixed[i] = cur.number(f"fixed cost of warehouse {i + 1}")
+    m, n, cap, fixed, cap_lines = _read_facilities(cur, "warehouse", capacity)
     demand = np.empty(n)
     cost = np.empty((m, n))
     dem_lines: list[int] = []
@@ -203,16 +209,7 @@ def read_holmberg(path: str | Path, capacity: float | None = None) -> CflpInstan
     """
     path = Path(path)
     cur = _Cursor(path, _tokens(path))
-    m = cur.integer("number of facilities m (first header value)")
-    n = cur.integer("number of customers n (second header value)")
-    cap = np.empty(m)
-    fixed = np.empty(m)
-    cap_lines: list[int] = []
-    for i in range(m):
-        cap_lines.append(cur.toks[cur.i][1] if cur.i < len(cur.toks) else 0)
-        c = cur.number(f"capacity of facility {i + 1}", word="capacity", word_value=capacity)
-        cap[i] = capacity if capacity is not None else c
-        fixed[i] = cur.number(f"fixed cost of facility {i + 1}")
+    m, n, cap, fixed, cap_lines = _read_facilities(cur, "facility", capacity)
     demand = np.array([cur.number(f"demand of customer {j + 1}") for j in range(n)])
     cost = np.empty((m, n))
     for i in range(m):
