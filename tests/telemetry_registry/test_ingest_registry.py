@@ -23,7 +23,7 @@ def fleet(db, settings, tmp_path, monkeypatch):
     from battloop.registry.importer import import_packs
 
     f = tmp_path / "p.csv"
-    f.write_text("serial,model,install_date,site\nA1,M1,2020-01-01,GD1\nA2,M1,2020-01-01,GD1\n")
+    f.write_text("serial,model,install_date,site,location\nA1,M1,2020-01-01,GD1,slot 1\nA2,M1,2020-01-01,GD1,slot 2\n")
     import_packs(f)
     return tmp_path
 
@@ -85,3 +85,14 @@ def test_ingest_real_console_capture(fleet, shared_data, capsys):
     assert "readings accepted" in out and " 0 readings accepted" in out.replace(": 0 readings", " 0 readings")
     assert not any(line.split(": ")[1].startswith(tuple("123456789")) for line in out.splitlines() if "readings accepted" in line)
     assert "unknown serial" in out and LatestReading.objects.count() == 0
+
+
+def test_identity_conflict_is_quarantined(fleet, capsys):
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    path = fleet / "swap.csv"
+    path.write_text("ts,pack_serial,site_code,slot,source,voltage_v\n"
+                    f"{now},A1,GD1,1,fsu,53.0\n"
+                    f"{now},A1,GD1,2,fsu,53.0\n")  # slot 2 holds A2: the BMS there reports A1 (swapped wiring)
+    call_command("ingest", str(path), "--format", "csv")
+    out = capsys.readouterr().out
+    assert "1 readings accepted, 1 quarantined" in out and "identity conflict" in out

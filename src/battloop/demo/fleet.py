@@ -172,7 +172,7 @@ def generate(sites: int = 400, packs_per_site: float = 4.0, seed: int = 7, today
                 "install_date": install.isoformat(),
                 "owner": site["owner"],
                 "site": site["code"],
-                "location": f"cabinet {1 + (slot - 1) // 4} slot {1 + (slot - 1) % 4}",
+                "location": f"slot {slot}",
                 "state": "installed",
                 "origin": "repurposed_ev" if model[11] else "new",
                 "original_identity": _ev_code(rng, "C" + oem[:2].upper(), "B" if model[3] == "LFP" else "E", year - 6) if model[11] else "",

@@ -58,7 +58,7 @@ def simulate(packs: list[dict], sites: dict[str, dict], models: dict[str, dict],
     pair_site = next((s for s, ps in by_site.items() if len(ps) >= 2 and s != hot_site), None)
     swapped = (by_site[pair_site][0]["serial"], by_site[pair_site][1]["serial"]) if pair_site else None
 
-    out: dict[str, list] = {k: [] for k in ("ts", "pack_serial", "site_code", "source", "voltage_v", "current_a", "soc_pct", "soh_pct",
+    out: dict[str, list] = {k: [] for k in ("ts", "pack_serial", "site_code", "slot", "source", "voltage_v", "current_a", "soc_pct", "soh_pct",
                                             "remaining_ah", "full_ah", "cycle_count", "temp_min_c", "temp_max_c", "cell_v_min", "cell_v_max")}
     energy_at_site = {s: sum(models[p["model"]]["energy_kwh"] for p in ps) for s, ps in by_site.items()}
     for chemistry in sorted({models[p["model"]]["chemistry"] for p in live}):
@@ -122,6 +122,7 @@ def simulate(packs: list[dict], sites: dict[str, dict], models: dict[str, dict],
                 serials[-1] = swapped[1]  # wiring swap: the BMS reports its neighbour's serial
             out["pack_serial"].extend(serials)
             out["site_code"].extend([p["site"]] * days)
+            out["slot"].extend([int(p["location"].split()[-1])] * days)  # the rack position the FSU reads it at
             out["source"].extend(["fsu-daily"] * days)
             out["voltage_v"].extend(np.round(v_cell * cells, 2))
             out["current_a"].extend(np.round(rng.normal(0.3, 0.1, days), 2))

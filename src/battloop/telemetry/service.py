@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -29,11 +30,28 @@ def lake() -> Lake:
     return Lake(Path(os.environ.get("BATTLOOP_LAKE_DIR") or Path(settings.DATA_DIR) / "lake"))
 
 
+_SLOT = re.compile(r"(?:slot|槽位|位置|#)\s*(\d+)\s*$", re.IGNORECASE)
+
+
+def expected_serials() -> dict[tuple[str, int], str]:
+    """{(site_code, slot): serial} for installed packs whose location names a slot
+    ("slot 3", "槽位3"); a position claimed by two packs is left out rather than guessed."""
+    seen: dict[tuple[str, int], str | None] = {}
+    for serial, site, location in Pack.objects.filter(state__in=["installed", "flagged", "redeployed"]).exclude(site=None) \
+            .values_list("serial", "site__code", "location"):
+        m = _SLOT.search(location or "")
+        if m:
+            key = (site, int(m.group(1)))
+            seen[key] = None if key in seen else serial
+    return {k: v for k, v in seen.items() if v}
+
+
 def registry_checks() -> dict:
-    """What the quality checks need from the registry."""
+    """What the quality checks need from the registry: its serials, who sits in which
+    slot (identity conflicts), and the latest reading per pack (out-of-order data)."""
     known = set(Pack.objects.values_list("serial", flat=True))
     last_ts = dict(LatestReading.objects.values_list("pack__serial", "ts"))
-    return {"known_serials": known, "last_ts": last_ts or None}
+    return {"known_serials": known, "expected_serial": expected_serials() or None, "last_ts": last_ts or None}
 
 
 def _options_for(fmt: str, reader_options: dict | None) -> dict:
