@@ -72,7 +72,7 @@ def run_one(db: str, rows: int, workdir: Path) -> None:
 
     # The peer: the same rows into the same (emptied) table, no validation, no events.
     with connection.cursor() as cur:
-        cur.execute("DELETE FROM registry_packevent") if db == "sqlite" else cur.execute("TRUNCATE registry_packevent, registry_pack")
+        cur.execute("DELETE FROM registry_packevent") if db == "sqlite" else cur.execute("TRUNCATE registry_packevent, registry_pack CASCADE")
         if db == "sqlite":
             cur.execute("DELETE FROM registry_pack")
     site_ids = dict(Site.objects.values_list("code", "id"))
@@ -101,7 +101,7 @@ def run_one(db: str, rows: int, workdir: Path) -> None:
     t0 = time.perf_counter()
     # Re-create the chain to time verify-chain over the imported events.
     with connection.cursor() as cur:
-        cur.execute("DELETE FROM registry_pack") if db == "sqlite" else cur.execute("TRUNCATE registry_packevent, registry_pack")
+        cur.execute("DELETE FROM registry_pack") if db == "sqlite" else cur.execute("TRUNCATE registry_packevent, registry_pack CASCADE")
     from battloop.registry.models import ImportBatch
 
     ImportBatch.objects.all().delete()
