@@ -109,3 +109,14 @@ def test_map_cells_take_the_worst_pack(admin_client, world):
     assert len(cells) == 1 and cells[0]["packs"] == 2 and cells[0]["worst"] == "flagged"
     assert abs(cells[0]["lat"] - 23.1) < 1e-6 and abs(cells[0]["lon"] - 113.3) < 1e-6
     assert admin_client.get("/map/data/?cell=abc").status_code == 200  # bad input falls back to the default cell
+
+
+def test_only_admins_import_models_from_the_page_too(world):
+    import io
+
+    c = Client()
+    c.force_login(world["users"][("op1", "asset_manager")])
+    f = io.BytesIO(b"code,oem,chemistry,nominal_voltage_v,rated_capacity_ah,mass_kg,cell_count,design_life_years\n")
+    f.name = "models.csv"
+    r = c.post("/imports/", {"kind": "models", "file": f})
+    assert r.status_code == 403 and "only admins import pack models" in r.content.decode()

@@ -85,6 +85,12 @@ def packs_for(actor: Actor) -> QuerySet:
     return qs
 
 
+def scoped_pack(actor: Actor, serial: str) -> Pack | None:
+    """One pack by serial if the actor may see it (None otherwise: out of scope looks like absent)."""
+    return (packs_for(actor).select_related("model", "model__oem", "site", "owner", "custodian")
+            .filter(serial=serial).first())
+
+
 def sites_for(actor: Actor) -> QuerySet:
     org = actor.organization
     if org.kind in (OrgKind.OPERATOR, OrgKind.TOWER_COMPANY):

@@ -241,7 +241,7 @@ def _site_out(s: Site) -> dict:
 
 
 def get_pack(actor: access.Actor, serial: str) -> Pack:
-    pack = access.packs_for(actor).select_related("model", "site", "owner", "custodian").filter(serial=serial).first()
+    pack = access.scoped_pack(actor, serial)
     if pack is None:
         raise ApiProblem(404, "Not found", f"no pack {serial!r} in the scope of {actor.organization.code}")
     return pack
@@ -411,38 +411,27 @@ def pack_decisions(request, serial: str):
 
 
 def _job_out(job: ImportJob) -> dict:
-    from django.core.cache import cache
-
-    progress = 1.0 if job.status in ("done", "failed") else float(cache.get(jobs.progress_key(job.pk), 0.0))
     report = dict(job.report)
     report.pop("quarantine_path", None)  # server-side path: download through the API instead
-    return {"id": job.pk, "kind": job.kind, "file_name": job.file_name, "status": job.status, "progress": progress,
+    return {"id": job.pk, "kind": job.kind, "file_name": job.file_name, "status": job.status, "progress": jobs.progress(job),
             "report": report, "error": job.error, "created_at": job.created_at}
 
 
 @router.post("/imports", response={202: ImportJobOut, 413: Problem, 415: Problem, **ERRORS}, tags=["imports"])
 def create_import(request, file: File[UploadedFile], kind: Form[Literal["packs", "sites", "models"]] = "packs",
                   audit: Form[bool] = False):
-    actor = _actor(request)
-    _require(actor, "import")
-    if kind == "models" and actor.role != "admin":
-        raise ApiProblem(403, "Forbidden", "only admins import pack models (shared reference data)")
     try:
-        name, path = jobs.store_upload(file, kind)
+        job = jobs.submit(_actor(request), file, kind, audit=audit)
+    except jobs.ImportNotAllowed as exc:
+        raise ApiProblem(403, "Forbidden", str(exc)) from None
     except jobs.UploadRejected as exc:
         status = 413 if "limit" in str(exc) else 415
         raise ApiProblem(status, "Upload rejected", str(exc), [{"field": "file", "message": str(exc)}]) from None
-    job = ImportJob.objects.create(kind=kind, file_name=name, stored_path=str(path), user=actor.user,
-                                   organization=actor.organization, options={"audit": audit})
-    record("import", user=actor.user, organization=actor.organization, object_type="import", object_id=job.pk,
-           detail={"file": name, "kind": kind}, via=actor.via)
-    jobs.start_job(job)
-    job.refresh_from_db()
     return Status(202, _job_out(job))
 
 
 def _get_job(actor, job_id: int) -> ImportJob:
-    job = ImportJob.objects.filter(pk=job_id, organization=actor.organization).first()
+    job = jobs.job_for(actor.organization, job_id)
     if job is None:
         raise ApiProblem(404, "Not found", f"no import {job_id} for {actor.organization.code}")
     return job

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from battloop.registry.importer import ImportFailed, import_models, import_packs, import_sites
 
-from .models import ImportJob
+from .models import ImportJob, record
 
 ALLOWED_SUFFIXES = {".csv", ".xlsx", ".txt"}
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
@@ -109,3 +109,37 @@ def start_job(job: ImportJob) -> None:
             close_old_connections()
 
     threading.Thread(target=target, name=f"import-{job.pk}", daemon=True).start()
+
+
+class ImportNotAllowed(PermissionError):
+    pass
+
+
+def submit(actor, upload, kind: str, *, audit: bool = False, ip: str | None = None) -> ImportJob:
+    """Store an upload, create its job, log it and start it — for pages and API alike.
+
+    Raises :class:`ImportNotAllowed` (role) or :class:`UploadRejected` (the file)."""
+    if not actor.can("import"):
+        raise ImportNotAllowed(f"role '{actor.role}' of {actor.organization.code} may not import")
+    if kind == "models" and actor.role != "admin":
+        raise ImportNotAllowed("only admins import pack models (shared reference data)")
+    name, path = store_upload(upload, kind)
+    job = ImportJob.objects.create(kind=kind, file_name=name, stored_path=str(path), user=actor.user,
+                                   organization=actor.organization, options={"audit": bool(audit)})
+    record("import", user=actor.user, organization=actor.organization, object_type="import", object_id=job.pk,
+           detail={"file": name, "kind": kind}, ip=ip, via=actor.via)
+    start_job(job)
+    job.refresh_from_db()
+    return job
+
+
+def job_for(organization, job_id: int) -> ImportJob | None:
+    """An import of this organization, or None (other organizations' jobs do not exist for it)."""
+    return ImportJob.objects.filter(pk=job_id, organization=organization).first()
+
+
+def progress(job: ImportJob) -> float:
+    """Share of the file read so far, 0..1."""
+    if job.status in ("done", "failed"):
+        return 1.0
+    return float(cache.get(progress_key(job.pk), 0.0))

@@ -128,7 +128,7 @@ def pack_list(request):
 
 
 def _pack_or_404(actor, serial):
-    pack = access.packs_for(actor).select_related("model", "model__oem", "site", "owner", "custodian").filter(serial=serial).first()
+    pack = access.scoped_pack(actor, serial)
     if pack is None:
         raise Http404(_("No such pack."))
     return pack
@@ -220,30 +220,25 @@ def map_data(request):
 def imports_page(request):
     actor = request.actor
     if request.method == "POST":
-        if not actor.can("import"):
-            return HttpResponseForbidden(_("Your role may not import."))
         upload = request.FILES.get("file")
-        kind = request.POST.get("kind", "packs")
-        if upload is None:
+        if upload is None and actor.can("import"):
             messages.error(request, _("Choose a file to import."))
             return redirect("web:imports")
         try:
-            name, path = jobs.store_upload(upload, kind)
+            job = jobs.submit(actor, upload, request.POST.get("kind", "packs"), audit=bool(request.POST.get("audit")),
+                              ip=client_ip(request))
+        except jobs.ImportNotAllowed as exc:
+            return HttpResponseForbidden(str(exc))
         except jobs.UploadRejected as exc:
             messages.error(request, str(exc))
             return redirect("web:imports")
-        job = ImportJob.objects.create(kind=kind, file_name=name, stored_path=str(path), user=request.user,
-                                       organization=actor.organization, options={"audit": bool(request.POST.get("audit"))})
-        record("import", user=request.user, organization=actor.organization, object_type="import", object_id=job.pk,
-               detail={"file": name, "kind": kind}, ip=client_ip(request))
-        jobs.start_job(job)
         return redirect("web:import_detail", job_id=job.pk)
     recent = ImportJob.objects.filter(organization=actor.organization)[:20]
     return render(request, "web/imports.html", {"jobs": recent, "can_import": actor.can("import")})
 
 
 def _job_or_404(actor, job_id):
-    job = ImportJob.objects.filter(pk=job_id, organization=actor.organization).first()
+    job = jobs.job_for(actor.organization, job_id)
     if job is None:
         raise Http404(_("No such import."))
     return job
@@ -251,10 +246,8 @@ def _job_or_404(actor, job_id):
 
 @member_required
 def import_detail(request, job_id):
-    from django.core.cache import cache
-
     job = _job_or_404(request.actor, job_id)
-    progress = 100 if job.status in ("done", "failed") else int(100 * float(cache.get(jobs.progress_key(job.pk), 0.0)))
+    progress = int(100 * jobs.progress(job))
     template = "web/_import_status.html" if request.headers.get("HX-Request") else "web/import_detail.html"
     return render(request, template, {"job": job, "progress": progress, "report": job.report})
 
