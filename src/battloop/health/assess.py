@@ -24,7 +24,7 @@ from battloop.registry.models import Pack
 
 from .estimate import bms_soh_evidence
 from .forecast import DAYS_PER_MONTH, calibrate_packs, forecast_packs, seasonal_temperature_c
-from .models import simulate_aging
+from .models import simulate_aging, state_at
 from .outlook import aging_anomalies
 from .records import HealthAssessment
 
@@ -96,14 +96,8 @@ def assess(today: dt.date | None = None) -> dict:
         mq = post.multiplier_quantiles()
         now_loss = np.array([loss[i, hist_months[i] - 1] for i in range(len(group))])
         soh_now = np.clip(1.0 - mq[::-1] * now_loss[None, :], 0, 1)  # P10, P50, P90 of SOH
-        states = []
-        for i, p in enumerate(group):
-            own = simulate_aging(chemistry, temps[i, : hist_months[i]], soc_mean=0.97, dt_days=DAYS_PER_MONTH, pack_factor=PACK_FACTOR)
-            states.append(own.final_state)
-        from .models import AgingState
-
-        state = AgingState(np.array([s.s_cal for s in states]), np.array([s.s_cyc for s in states]),
-                           np.array([s.s_res for s in states]), np.array([s.efc for s in states]))
+        # Each pack's aging state at its own "now", read off the fleet run above.
+        state = state_at(chemistry, nominal, hist_months - 1, multiplier=PACK_FACTOR)
         fc = forecast_packs(chemistry, post, ahead, soc_float=0.97, state=state, pack_factor=PACK_FACTOR)
         flags = aging_anomalies(post.log_m_mean, post.log_m_sd, post.cohort.log_m_mean, post.cohort.log_m_sd,
                                 pack_ids=[p.serial for p in group])

@@ -271,6 +271,26 @@ def simulate_aging(chemistry, temp_c, soc_mean=1.0, efc_per_step=0.0, dod=0.5, d
                        final_state=AgingState(s_cal, s_cyc, s_res, efc_cum[..., -1].copy()))
 
 
+def state_at(chemistry, result: AgingResult, step: np.ndarray, multiplier=1.0) -> AgingState:
+    """The :class:`AgingState` of each pack (row of ``result``) after its own ``step``-th step.
+
+    A fleet simulated in one call with each pack's history starting at column 0 ends at
+    different columns for packs of different ages; the virtual-time states follow from the
+    losses already computed (``S = L^(1/p)``), so nothing is simulated twice.
+    ``multiplier`` is the ``degradation_multiplier × pack_factor`` the result was run with.
+    """
+    p = get_parameters(chemistry)
+    rows = np.arange(result.q.shape[0])
+    step = np.asarray(step, dtype=int)
+    l_cal = result.loss_calendar[rows, step]
+    l_cyc = result.loss_cycle[rows, step]
+    efc = result.efc[rows, step]
+    m = np.asarray(multiplier, dtype=float).reshape(-1) if np.ndim(multiplier) else float(multiplier)
+    l_res = (result.r[rows, step] - 1.0) / m - p.k_res_cyc * efc
+    return AgingState(np.power(l_cal, 1.0 / p.p_cal), np.power(l_cyc, 1.0 / p.p_cyc),
+                      np.power(np.maximum(l_res, 0.0), 1.0 / p.p_res), efc)
+
+
 def simulate_capacity_fade(chemistry, temp_c, soc_mean=1.0, efc_per_step=0.0, dod=0.5, dt_days=1.0,
                            degradation_multiplier=1.0, pack_factor: float = 1.0) -> np.ndarray:
     """Relative capacity (SOH as a fraction of initial capacity) after every step.
