@@ -31,3 +31,24 @@ def shared_data() -> Path:
 def _fast_password_hashing(settings):
     # Real hashing strength is Django's default in production; tests only need speed.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def demo_instance(db, tmp_path, monkeypatch):
+    """Build a small demo fleet with its simulated telemetry in this test's database and
+    lake: ``demo_instance(sites, seed)`` returns the fleet."""
+    import datetime as dt
+
+    from battloop.demo.build import load_fleet, load_telemetry
+    from battloop.demo.fleet import generate
+
+    monkeypatch.setenv("BATTLOOP_LAKE_DIR", str(tmp_path / "lake"))
+    today = dt.date(2026, 11, 1)
+
+    def build(sites: int, seed: int):
+        fleet = generate(sites, 3, seed=seed, today=today)
+        load_fleet(fleet, tmp_path)
+        load_telemetry(fleet, tmp_path, today, seed=seed)
+        return fleet
+
+    return build

@@ -1,24 +1,17 @@
 """battloop assess on a demo fleet with simulated telemetry: stored SOH and end-of-life
 quantiles are ordered, track the truth behind the biased BMS, and show on the dashboard."""
 
-import datetime as dt
 
 import numpy as np
 import pytest
 from django.core.management import call_command
 
-from battloop.demo.build import load_fleet, load_telemetry
-from battloop.demo.fleet import generate
 from battloop.health.records import HealthAssessment
 
 
 @pytest.fixture
-def demo(db, tmp_path, monkeypatch):
-    monkeypatch.setenv("BATTLOOP_LAKE_DIR", str(tmp_path / "lake"))
-    fleet = generate(40, 3, seed=21, today=dt.date(2026, 11, 1))
-    load_fleet(fleet, tmp_path)
-    load_telemetry(fleet, tmp_path, dt.date(2026, 11, 1), seed=21)
-    return fleet
+def demo(demo_instance):
+    return demo_instance(40, seed=21)
 
 
 def test_assess_stores_ordered_quantiles(demo, capsys):

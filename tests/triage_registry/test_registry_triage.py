@@ -1,14 +1,11 @@
 """Triage on the registry: dossiers from health and alarms, decisions stored and chained
 as events, re-triage records only changes, policy comparison, pages and API."""
 
-import datetime as dt
 import json
 
 import pytest
 from django.core.management import call_command
 
-from battloop.demo.build import load_fleet, load_telemetry
-from battloop.demo.fleet import generate
 from battloop.health.assess import assess
 from battloop.registry.audit import verify_chains
 from battloop.registry.models import Pack
@@ -16,11 +13,8 @@ from battloop.triage.models import TriageDecision
 
 
 @pytest.fixture
-def fleet(db, tmp_path, monkeypatch):
-    monkeypatch.setenv("BATTLOOP_LAKE_DIR", str(tmp_path / "lake"))
-    f = generate(35, 3, seed=4, today=dt.date(2026, 11, 1))
-    load_fleet(f, tmp_path)
-    load_telemetry(f, tmp_path, dt.date(2026, 11, 1), seed=4)
+def fleet(demo_instance, tmp_path):
+    demo_instance(35, seed=4)
     assess()
     return tmp_path
 
