@@ -45,3 +45,16 @@ def test_dashboard_shows_soh_distribution(demo, client):
     client.force_login(user)
     html = client.get("/").content.decode()
     assert 'id="chart-soh"' in html and "data-soh" in html
+
+
+def test_soh_histogram_counts_every_assessed_pack(demo):
+    from battloop.registry.models import Pack
+    from battloop.web.views import _soh_histogram
+
+    call_command("assess")
+    hist = _soh_histogram(Pack.objects.all())
+    values = list(HealthAssessment.objects.values_list("soh_p50_pct", flat=True))
+    assert sum(hist["counts"]) == len(values)
+    in_top_band = sum(1 for v in values if v >= 95)
+    assert hist["counts"][-1] == in_top_band
+    assert hist["counts"][0] == sum(1 for v in values if v < 50)

@@ -9,7 +9,7 @@ import json
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.paginator import Paginator
-from django.db.models import Count, F
+from django.db.models import Count, F, Sum
 from django.http import FileResponse, Http404, HttpResponseForbidden, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -67,16 +67,16 @@ def dashboard(request):
     by_chem = dict(packs.values_list("model__chemistry").annotate(n=Count("id")))
     total = sum(by_state.values())
     installed = by_state.get("installed", 0) + by_state.get("redeployed", 0)
-    energy = packs.filter(state__in=["installed", "redeployed"]).values_list("model__energy_kwh", flat=True)
+    # Summed in the database: a fleet of a million packs must not travel to Python for one KPI.
+    energy_kwh = packs.filter(state__in=["installed", "redeployed"]).aggregate(e=Sum("model__energy_kwh"))["e"] or 0.0
     kpis = {
         "packs": total,
         "installed": installed,
         "flagged": by_state.get("flagged", 0),
         "sites": access.sites_for(actor).count(),
-        "energy_mwh": round(sum(e or 0 for e in energy) / 1000, 1),
+        "energy_mwh": round(energy_kwh / 1000, 1),
         "audit_grade": packs.filter(record_grade="audit").count(),
     }
-    # SOH distribution: from health estimates when present, else from BMS latest readings.
     soh_hist = _soh_histogram(packs)
     alarms = _recent_alarms(packs)
     return render(request, "web/dashboard.html", {
@@ -90,20 +90,24 @@ def dashboard(request):
 
 
 def _soh_histogram(packs) -> dict:
-    """Packs per 5-point band of assessed SOH (P50), from `battloop assess`."""
+    """Packs per 5-point band of assessed SOH (P50), from `battloop assess`, counted in the database."""
+    from django.db.models.functions import Floor
+
     from battloop.health.records import HealthAssessment
 
-    values = list(HealthAssessment.objects.filter(pack__in=packs.values("id")).values_list("soh_p50_pct", flat=True))
     edges = list(range(50, 105, 5))
-    if not values:
+    bands = dict(HealthAssessment.objects.filter(pack__in=packs.values("id"))
+                 .annotate(band=Floor(F("soh_p50_pct") / 5)).values_list("band").annotate(n=Count("id")).order_by())
+    if not bands:
         return {"edges": edges, "counts": []}
     counts = [0] * (len(edges) - 1)
     below = 0
-    for v in values:
-        if v < edges[0]:
-            below += 1
-            continue
-        counts[min(int((v - edges[0]) // 5), len(counts) - 1)] += 1
+    for band, n in bands.items():
+        lo = int(band) * 5
+        if lo < edges[0]:
+            below += n
+        else:
+            counts[min((lo - edges[0]) // 5, len(counts) - 1)] += n
     labels = [f"<{edges[0]}"] + [f"{a}–{b}" for a, b in zip(edges, edges[1:])]
     return {"edges": edges, "labels": labels, "counts": [below] + counts}
 
