@@ -51,7 +51,19 @@ class NetworkInputError(ValueError):
 
 
 class NetworkInfeasible(ValueError):
-    """No plan satisfies all constraints; names the constraint and the shortfall."""
+    """No plan satisfies all constraints; names the constraint and the shortfall.
+
+    ``constraint`` is the family that cannot be met (``hub_capacity``,
+    ``hub_class_capacity``, ``destination_capacity``, ``storage_outlet_rule``,
+    ``combination``); ``shortfall_t`` the missing tonnes when one total is short.
+    """
+
+    def __init__(self, message: str, *, constraint: str = "combination", shortfall_t: float | None = None,
+                 detail: dict | None = None):
+        super().__init__(message)
+        self.constraint = constraint
+        self.shortfall_t = shortfall_t
+        self.detail = detail or {}
 
 
 Commodity = tuple[str, str, str]  # (safety_class, chemistry, route)
@@ -314,7 +326,9 @@ def solve_network(
     if hub_cap.sum() < total_supply * (1 - 1e-9):
         raise NetworkInfeasible(
             f"hub capacity: total supply {total_supply:.3f} t exceeds the capacity of all candidate hubs "
-            f"{hub_cap.sum():.3f} t by {total_supply - hub_cap.sum():.3f} t; add candidate hubs or capacity")
+            f"{hub_cap.sum():.3f} t by {total_supply - hub_cap.sum():.3f} t; add candidate hubs or capacity",
+            constraint="hub_capacity", shortfall_t=float(total_supply - hub_cap.sum()),
+            detail={"supply_t": total_supply, "capacity_t": float(hub_cap.sum())})
     for c in SAFETY_CLASSES:
         sup_c = float(G_sup[:, cls_of == c].sum())
         if sup_c <= 0:
@@ -323,7 +337,9 @@ def solve_network(
         if cap_c < sup_c * (1 - 1e-9):
             raise NetworkInfeasible(
                 f"hub class-{c} capacity: class {c} supply {sup_c:.3f} t exceeds the capacity of hubs allowed to hold "
-                f"class {c} ({cap_c:.3f} t) by {sup_c - cap_c:.3f} t")
+                f"class {c} ({cap_c:.3f} t) by {sup_c - cap_c:.3f} t",
+                constraint="hub_class_capacity", shortfall_t=float(sup_c - cap_c),
+                detail={"class": c, "supply_t": sup_c, "capacity_t": float(cap_c)})
 
     def dest_accepts(r: Destination, k: Commodity) -> bool:
         c, chem, route = k
@@ -344,7 +360,9 @@ def solve_network(
             what = "recyclers (white-listed)" if k[2] == "recycle" else "second-life integrators"
             raise NetworkInfeasible(
                 f"destination capacity for class {k[0]} {k[1]} ({k[2]}): supply {sup_k:.3f} t exceeds the capacity of "
-                f"{what} accepting it ({cap_k:.3f} t) by {sup_k - cap_k:.3f} t")
+                f"{what} accepting it ({cap_k:.3f} t) by {sup_k - cap_k:.3f} t",
+                constraint="destination_capacity", shortfall_t=float(sup_k - cap_k),
+                detail={"class": k[0], "chemistry": k[1], "route": k[2], "supply_t": sup_k, "capacity_t": cap_k})
     for route in ROUTES:
         m = np.array([k[2] == route for k in commodities])
         if not m.any():
@@ -354,7 +372,9 @@ def solve_network(
         if cap < sup * (1 - 1e-9):
             raise NetworkInfeasible(
                 f"destination capacity for route '{route}': supply {sup:.3f} t exceeds the capacity of all destinations "
-                f"accepting it ({cap:.3f} t) by {sup - cap:.3f} t")
+                f"accepting it ({cap:.3f} t) by {sup - cap:.3f} t",
+                constraint="destination_capacity", shortfall_t=float(sup - cap),
+                detail={"route": route, "supply_t": sup, "capacity_t": cap})
 
     # --- arcs group -> hub
     hub_allowed = np.array([[c in h.allowed_classes for c in SAFETY_CLASSES] for h in H], bool)  # (nH, 3)
@@ -411,7 +431,8 @@ def solve_network(
         if pp not in hubs_in:
             raise NetworkInfeasible(
                 f"storage-outlet rule: prefecture {pp} has a fleet of {p.prefecture_fleet[pp]} (≥ "
-                f"{st.storage_outlet_fleet_threshold}) but no candidate hub; add a candidate storage outlet there")
+                f"{st.storage_outlet_fleet_threshold}) but no candidate hub; add a candidate storage outlet there",
+                constraint="storage_outlet_rule", detail={"prefecture": pp, "fleet": p.prefecture_fleet[pp]})
 
     # --- columns: y (nH) | x (nX) | z (nZ)
     oy, ox, oz = 0, nH, nH + nX
@@ -519,7 +540,7 @@ def solve_network(
         raise NetworkInfeasible(
             "no plan satisfies all constraints together although each capacity total suffices: the combination of "
             "hub/destination capacities, class restrictions, single sourcing and the prefecture storage-outlet rule "
-            "cannot be met; relax single sourcing, add capacity or add compatible candidates")
+            "cannot be met; relax single sourcing, add capacity or add compatible candidates", constraint="combination")
     if not out.has_solution:
         bt = f"{out.bound:.6g}" if out.bound is not None else "none"
         return NetworkPlan(p.name, f"{out.status}_no_incumbent" if out.status == "time_limit" else out.status,
