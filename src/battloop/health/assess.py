@@ -23,14 +23,22 @@ from django.utils import timezone
 from battloop.registry.models import Pack
 
 from .estimate import bms_soh_evidence
-from .forecast import DAYS_PER_MONTH, calibrate_packs, forecast_packs, seasonal_temperature_c
+from .forecast import DAYS_PER_MONTH, calibrate_packs, crossing_samples_from_loss, forecast_packs, seasonal_temperature_c
 from .models import simulate_aging, state_at
-from .outlook import aging_anomalies
-from .records import HealthAssessment
+from .outlook import aging_anomalies, fleet_backup_outlook, pack_energy_wh, quarter_labels, retirements_per_quarter
+from .records import HealthAssessment, OutlookRun, RetirementForecast, SiteBackupOutlook
 
 PACK_FACTOR = 1.2
 HORIZON_MONTHS = 180
 METHOD = "semi-empirical calendar+cycle, cohort-calibrated (battloop health v1)"
+#: Telecom backup retires a pack below 80 % SOH (DOMAIN.md §3); the portfolio outlook counts crossings of it.
+RETIREMENT_SOH = 0.80
+OUTLOOK_QUARTERS = 20  # five years
+OUTLOOK_SAMPLES = 21  # stratified joint fleet scenarios behind the P10/P50/P90 counts
+#: Replacement price of a new 48 V LFP backup pack per kWh (placeholder market level,
+#: ~3,000-4,000 CNY for a 4.8 kWh pack); set ``--price-cny-per-kwh`` or BATTLOOP_REPLACEMENT_CNY_PER_KWH.
+DEFAULT_REPLACEMENT_CNY_PER_KWH = 700.0
+FIRST_LIFE = ("installed", "flagged")
 
 
 def _monthly_bms_soh(serials: list[str]) -> dict[str, list[tuple[dt.date, float]]]:
@@ -55,11 +63,29 @@ def _months_between(a: dt.date, b: dt.date) -> int:
     return (b.year - a.year) * 12 + (b.month - a.month)
 
 
-def assess(today: dt.date | None = None) -> dict:
+def replacement_price_cny_per_kwh() -> float:
+    import os
+
+    raw = os.environ.get("BATTLOOP_REPLACEMENT_CNY_PER_KWH", "")
+    try:
+        return float(raw) if raw else DEFAULT_REPLACEMENT_CNY_PER_KWH
+    except ValueError:
+        raise ValueError(f"BATTLOOP_REPLACEMENT_CNY_PER_KWH={raw!r} is not a number (CNY per kWh)") from None
+
+
+def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None) -> dict:
     started = time.perf_counter()
     today = today or timezone.localdate()
+    price = replacement_price_cny_per_kwh() if price_cny_per_kwh is None else float(price_cny_per_kwh)
+    if not price >= 0:
+        raise ValueError(f"replacement price {price} CNY/kWh must be zero or positive")
     packs = list(Pack.objects.filter(state__in=["installed", "flagged", "redeployed"]).exclude(model=None).exclude(install_date=None)
-                 .exclude(site=None).select_related("model", "site"))
+                 .exclude(site=None).select_related("model", "site", "site__owner", "owner"))
+    site_ids = sorted({p.site_id for p in packs})
+    site_row = {sid: i for i, sid in enumerate(site_ids)}
+    # usable energy of every site's packs: P10/P50/P90 now (index 0) and each month ahead
+    site_energy = np.zeros((len(site_ids), 3, 1 + HORIZON_MONTHS), dtype=np.float64)
+    retire_months, retire_packs = [], []
     evidence = _monthly_bms_soh([p.serial for p in packs])
     stored = 0
     anomalies = 0
@@ -99,6 +125,17 @@ def assess(today: dt.date | None = None) -> dict:
         # Each pack's aging state at its own "now", read off the fleet run above.
         state = state_at(chemistry, nominal, hist_months - 1, multiplier=PACK_FACTOR)
         fc = forecast_packs(chemistry, post, ahead, soc_float=0.97, state=state, pack_factor=PACK_FACTOR)
+        # backup energy of each pack, summed per site
+        rated = np.array([p.model.rated_capacity_ah for p in group])
+        volts = np.array([p.model.nominal_voltage_v for p in group])
+        soh_path = np.concatenate([soh_now[:, :, None], fc.soh], axis=-1)  # (3, n, 1 + H)
+        energy = pack_energy_wh(soh_path, rated[None, :, None], volts[None, :, None])
+        np.add.at(site_energy, np.array([site_row[p.site_id] for p in group]), np.moveaxis(energy, 0, 1))
+        first_life = np.array([p.state in FIRST_LIFE for p in group])
+        if first_life.any():
+            samples = crossing_samples_from_loss(fc.loss_nominal[first_life], post.subset(first_life), RETIREMENT_SOH, OUTLOOK_SAMPLES)
+            retire_months.append(samples)
+            retire_packs.extend(p for p, f in zip(group, first_life) if f)
         flags = aging_anomalies(post.log_m_mean, post.log_m_sd, post.cohort.log_m_mean, post.cohort.log_m_sd,
                                 pack_ids=[p.serial for p in group])
         flag_by = dict(zip(flags["pack"], flags["reason"]))
@@ -122,5 +159,77 @@ def assess(today: dt.date | None = None) -> dict:
         HealthAssessment.objects.filter(pack__in=[r.pack for r in results]).delete()
         HealthAssessment.objects.bulk_create(results, batch_size=2000)
         stored = len(results)
+        outlook = _store_outlook(today, now, price, results, site_ids, site_energy, retire_months, retire_packs)
     return {"packs": stored, "with_evidence": sum(1 for r in results if r.evidence_count), "anomalies": anomalies,
-            "seconds": time.perf_counter() - started}
+            "seconds": time.perf_counter() - started, **outlook}
+
+
+def _store_outlook(today, now, price, results, site_ids, site_energy, retire_months, retire_packs) -> dict:
+    """Site backup outlook and portfolio retirements per quarter (replaces the previous run)."""
+    from battloop.registry.models import Site
+
+    OutlookRun.objects.all().delete()  # the latest run only; cascades to its rows
+    run = OutlookRun.objects.create(computed_at=now, start_quarter=quarter_labels(today, 1)[0], horizon_quarters=OUTLOOK_QUARTERS,
+                                    retirement_soh_pct=100 * RETIREMENT_SOH, replacement_cny_per_kwh=price,
+                                    packs=len(retire_packs), samples=OUTLOOK_SAMPLES)
+    sites = Site.objects.in_bulk(site_ids)
+    load = np.array([sites[s].load_w if sites[s].load_w is not None else np.nan for s in site_ids], dtype=float)
+    required = np.array([sites[s].required_backup_hours for s in site_ids], dtype=float)
+    fb = fleet_backup_outlook(site_energy, load, required)
+    earliest: dict[int, HealthAssessment] = {}
+    count: dict[int, int] = {}
+    for r in results:
+        sid = r.pack.site_id
+        count[sid] = count.get(sid, 0) + 1
+        if r.eol80_p50 and (sid not in earliest or r.eol80_p50 < earliest[sid].eol80_p50):
+            earliest[sid] = r
+
+    def month_date(m):
+        return None if not math.isfinite(m) else today + dt.timedelta(days=int(round(m * DAYS_PER_MONTH)))
+
+    def hours(i, q, month):
+        v = fb.hours[i, q, min(month, fb.hours.shape[-1] - 1)]
+        return None if not math.isfinite(v) else round(float(v), 3)
+
+    rows = []
+    for i, sid in enumerate(site_ids):
+        known = math.isfinite(load[i]) and load[i] > 0
+        e = earliest.get(sid)
+        rows.append(SiteBackupOutlook(
+            site_id=sid, run=run, packs=count.get(sid, 0), load_w=float(load[i]) if known else None, required_hours=float(required[i]),
+            hours_now_p10=hours(i, 0, 0), hours_now_p50=hours(i, 1, 0), hours_now_p90=hours(i, 2, 0),
+            hours_1y_p50=hours(i, 1, 12), hours_3y_p50=hours(i, 1, 36), hours_5y_p50=hours(i, 1, 60),
+            meets_now=bool(fb.meets_now[i]) if known else None,
+            short_p10=month_date(fb.first_short_month[i, 0]), short_p50=month_date(fb.first_short_month[i, 1]),
+            short_p90=month_date(fb.first_short_month[i, 2]),
+            earliest_failing_pack=e.pack if e else None, earliest_failing_eol80_p50=e.eol80_p50 if e else None))
+    SiteBackupOutlook.objects.filter(site_id__in=site_ids).delete()
+    SiteBackupOutlook.objects.bulk_create(rows, batch_size=2000)
+
+    n_retire = 0
+    if retire_packs:
+        samples = np.concatenate(retire_months)
+        kwh = np.array([p.model.energy_kwh for p in retire_packs])
+        owner = np.array([p.owner_id or 0 for p in retire_packs])
+        dims = {"owner": {"owner": owner},
+                "province": {"owner": owner, "group": np.array([p.site.province or "?" for p in retire_packs])},
+                "model": {"owner": owner, "group": np.array([p.model.code for p in retire_packs])}}
+        out = []
+        for dim, keys in dims.items():
+            df = retirements_per_quarter(samples, keys, kwh=kwh, price_per_kwh=price, start=today, n_quarters=OUTLOOK_QUARTERS)
+            for rec in df.itertuples(index=False):
+                if int(rec.owner) == 0 or rec.cum_count_p90 == 0:
+                    continue  # no owner on record, or nothing retired by then in any scenario
+                out.append(RetirementForecast(
+                    run=run, owner_id=int(rec.owner), dimension=dim, group=getattr(rec, "group", "") if dim != "owner" else "",
+                    quarter=rec.quarter, count_p10=rec.count_p10, count_p50=rec.count_p50, count_p90=rec.count_p90,
+                    kwh_p10=round(rec.kwh_p10, 3), kwh_p50=round(rec.kwh_p50, 3), kwh_p90=round(rec.kwh_p90, 3),
+                    cost_cny_p10=round(rec.cost_p10, 2), cost_cny_p50=round(rec.cost_p50, 2), cost_cny_p90=round(rec.cost_p90, 2),
+                    cum_count_p10=rec.cum_count_p10, cum_count_p50=rec.cum_count_p50, cum_count_p90=rec.cum_count_p90,
+                    cum_cost_cny_p10=round(rec.cum_kwh_p10 * price, 2), cum_cost_cny_p50=round(rec.cum_kwh_p50 * price, 2),
+                    cum_cost_cny_p90=round(rec.cum_kwh_p90 * price, 2)))
+        RetirementForecast.objects.bulk_create(out, batch_size=2000)
+        n_retire = len(out)
+    return {"sites": len(rows), "sites_short_now": int(sum(1 for r in rows if r.meets_now is False)),
+            "sites_short_within_5y_p50": int(sum(1 for r in rows if r.short_p50 and r.short_p50 <= today + dt.timedelta(days=5 * 365))),
+            "retirement_rows": n_retire}

@@ -73,6 +73,10 @@ class PackPosterior:
         """Quantiles of m, shape (len(z), npacks)."""
         return np.exp(self.log_m_mean[None, :] + np.asarray(z)[:, None] * self.log_m_sd[None, :])
 
+    def subset(self, which) -> "PackPosterior":
+        """The posterior of some packs only (boolean mask or indices)."""
+        return PackPosterior(self.log_m_mean[which], self.log_m_sd[which], self.n_evidence[which], self.cohort)
+
 
 GRID = np.linspace(-3.0, 3.0, 301)  # log m
 
@@ -180,6 +184,7 @@ class PackForecast:
     soh: np.ndarray  # (3, npacks, n): P10, P50, P90
     resistance: np.ndarray  # (3, npacks, n): P10, P50, P90 relative resistance
     crossing_months: dict  # threshold -> (3, npacks): P10 (early), P50, P90 (late) months ahead; inf = not within horizon
+    loss_nominal: np.ndarray | None = None  # (npacks, n): cumulative capacity loss at rate multiplier 1
 
 
 def forecast_packs(chemistry, posterior: PackPosterior, monthly_temp_c, soc_float=1.0, outages_per_year=0.0, outage_dod=0.5,
@@ -215,7 +220,7 @@ def forecast_packs(chemistry, posterior: PackPosterior, monthly_temp_c, soc_floa
         need = (1.0 - thr) / mq  # (3, npacks)
         idx = np.sum(loss[None] < need[:, :, None], axis=-1)
         crossings[thr] = np.where(idx >= n, np.inf, idx + 1.0)
-    return PackForecast(np.arange(1, n + 1), soh, res, crossings)
+    return PackForecast(np.arange(1, n + 1), soh, res, crossings, loss)
 
 
 def crossing_month_samples(chemistry, posterior: PackPosterior, monthly_temp_c, threshold=0.8, n_samples: int = 21, **kw):
@@ -225,16 +230,26 @@ def crossing_month_samples(chemistry, posterior: PackPosterior, monthly_temp_c, 
     pack's posterior; crossing time is monotone in m, so these are exact
     stratified draws of the crossing-date distribution. ``inf`` = beyond horizon.
     """
-    u = (np.arange(n_samples) + 0.5) / n_samples
-    z = special.ndtri(u)
     temp = np.asarray(monthly_temp_c, dtype=float)
     nominal = simulate_aging(chemistry, temp + kw.get("temp_offset_c", 0.0), kw.get("soc_float", 1.0),
                              kw.get("efc_per_month", 0.0), kw.get("outage_dod", 0.5), DAYS_PER_MONTH, 1.0, kw.get("pack_factor", 1.0),
                              state=kw.get("state"))
     loss = (nominal.loss_calendar + nominal.loss_cycle) * kw.get("pack_factor", 1.0)
+    return crossing_samples_from_loss(loss, posterior, threshold, n_samples)
+
+
+def crossing_samples_from_loss(loss_nominal, posterior: PackPosterior, threshold=0.8, n_samples: int = 21):
+    """Stratified crossing-month samples from a nominal loss path already simulated
+    (e.g. :attr:`PackForecast.loss_nominal`), shape (npacks, n_samples); see
+    :func:`crossing_month_samples`. Loss is non-decreasing, so the month is a count."""
+    loss = np.asarray(loss_nominal, dtype=float)
+    u = (np.arange(n_samples) + 0.5) / n_samples
+    z = special.ndtri(u)
     m = np.exp(posterior.log_m_mean[:, None] + z[None, :] * posterior.log_m_sd[:, None])
     need = (1.0 - threshold) / m
-    idx = np.sum(loss[:, None, :] < need[:, :, None], axis=-1)
+    idx = np.empty(need.shape, dtype=np.int64)
+    for a in range(0, loss.shape[0], 20_000):  # chunks bound the (packs x samples x months) comparison
+        idx[a:a + 20_000] = np.sum(loss[a:a + 20_000, None, :] < need[a:a + 20_000, :, None], axis=-1)
     return np.where(idx >= loss.shape[1], np.inf, idx + 1.0)
 
 

@@ -25,6 +25,14 @@ class OutlookInputError(ValueError):
     """Bad input to an outlook function; names the field and the fix."""
 
 
+def pack_energy_wh(soh, rated_ah, nominal_v=48.0, usable_dod=0.9, efficiency=0.95):
+    """Usable discharge energy of each pack: V_nominal x rated Ah x SOH x usable DOD x efficiency."""
+    rated = np.asarray(rated_ah, dtype=float)
+    if np.any(rated <= 0):
+        raise OutlookInputError("rated_ah must be positive for every pack")
+    return np.asarray(nominal_v, dtype=float) * rated * np.clip(np.asarray(soh, dtype=float), 0, None) * usable_dod * efficiency
+
+
 def backup_hours(soh, rated_ah, load_w, nominal_v=48.0, usable_dod=0.9, efficiency=0.95, resistance_ohm=None,
                  cutoff_v=43.2, axis=-1):
     """Backup time in hours of packs in parallel feeding ``load_w``.
@@ -33,12 +41,9 @@ def backup_hours(soh, rated_ah, load_w, nominal_v=48.0, usable_dod=0.9, efficien
     (extra leading axes, e.g. quantiles or months, broadcast).
     """
     soh = np.asarray(soh, dtype=float)
-    rated = np.asarray(rated_ah, dtype=float)
-    if np.any(rated <= 0):
-        raise OutlookInputError("rated_ah must be positive for every pack")
     if load_w <= 0:
         raise OutlookInputError(f"site load {load_w} W must be positive")
-    energy_wh = nominal_v * rated * np.clip(soh, 0, None) * usable_dod * efficiency
+    energy_wh = pack_energy_wh(soh, rated_ah, nominal_v, usable_dod, efficiency)
     if resistance_ohm is not None:
         n = soh.shape[axis] if soh.ndim else 1
         current_per_pack = load_w / nominal_v / max(n, 1)
@@ -79,6 +84,36 @@ def site_outlook(soh_now, soh_forecast, rated_ah, load_w, required_hours, pack_c
     elif np.size(soh_now):
         worst = int(np.argmin(soh_forecast[1, :, -1]))
     return SiteOutlook(now, float(required_hours), now >= required_hours, fc, first, worst)
+
+
+@dataclass
+class FleetBackupOutlook:
+    hours: np.ndarray  # (nsites, 3, 1 + n_months): P10, P50, P90 backup hours now (index 0) and each month ahead
+    meets_now: np.ndarray  # (nsites,) P50 backup now >= required
+    first_short_month: np.ndarray  # (nsites, 3): months ahead when P10/P50/P90 backup first falls short; 0 = short now, inf = never
+
+
+def fleet_backup_outlook(site_energy_wh, load_w, required_hours) -> FleetBackupOutlook:
+    """Backup time of many sites at once, from the summed usable energy of their packs.
+
+    ``site_energy_wh`` is (nsites, 3, 1 + n_months): the sum over each site's packs of
+    :func:`pack_energy_wh` at their P10/P50/P90 SOH now and in each forecast month (the
+    sum of per-pack quantiles: packs of a site share cabinet and climate and age
+    together, the conservative reading). Sites with an unknown or non-positive load get
+    NaN hours and never-short months: their backup time cannot be stated.
+    """
+    e = np.asarray(site_energy_wh, dtype=float)
+    if e.ndim != 3 or e.shape[1] != 3:
+        raise OutlookInputError(f"site_energy_wh must be (nsites, 3, 1 + n_months), got shape {e.shape}")
+    load = np.asarray(load_w, dtype=float)
+    req = np.asarray(required_hours, dtype=float)
+    if load.shape != (e.shape[0],) or req.shape != (e.shape[0],):
+        raise OutlookInputError(f"load_w and required_hours need one value per site ({e.shape[0]})")
+    known = np.isfinite(load) & (load > 0)
+    hours = np.where(known[:, None, None], e / np.where(known, load, 1.0)[:, None, None], np.nan)
+    short = hours < req[:, None, None]  # NaN compares False: unknown loads are never short
+    first = np.where(short.any(axis=-1), np.argmax(short, axis=-1).astype(float), np.inf)
+    return FleetBackupOutlook(hours, hours[:, 1, 0] >= req, first)
 
 
 def quarter_labels(start: pd.Timestamp, n_quarters: int):
@@ -130,13 +165,19 @@ def retirements_per_quarter(crossing_month_samples, group_keys: dict | None = No
     rows = []
     cq = np.percentile(count, [10, 50, 90], axis=-1)
     eq = np.percentile(energy, [10, 50, 90], axis=-1)
+    # cumulative to the end of each quarter: quantiles of the running sum per joint scenario
+    # (a sum of per-quarter quantiles would not be a quantile of anything)
+    ccq = np.percentile(np.cumsum(count, axis=1), [10, 50, 90], axis=-1)
+    ceq = np.percentile(np.cumsum(energy, axis=1), [10, 50, 90], axis=-1)
     for g in range(ng):
         key = uniques[g] if names else ()
         key = key if isinstance(key, tuple) else (key,)
         for qi in range(n_quarters):
             row = dict(zip(names, key))
             row.update({"quarter": qlabels[qi], "count_p10": cq[0, g, qi], "count_p50": cq[1, g, qi], "count_p90": cq[2, g, qi],
-                        "kwh_p10": eq[0, g, qi], "kwh_p50": eq[1, g, qi], "kwh_p90": eq[2, g, qi]})
+                        "kwh_p10": eq[0, g, qi], "kwh_p50": eq[1, g, qi], "kwh_p90": eq[2, g, qi],
+                        "cum_count_p10": ccq[0, g, qi], "cum_count_p50": ccq[1, g, qi], "cum_count_p90": ccq[2, g, qi],
+                        "cum_kwh_p10": ceq[0, g, qi], "cum_kwh_p50": ceq[1, g, qi], "cum_kwh_p90": ceq[2, g, qi]})
             if price_per_kwh is not None:
                 row.update({"cost_p10": eq[0, g, qi] * price_per_kwh, "cost_p50": eq[1, g, qi] * price_per_kwh,
                             "cost_p90": eq[2, g, qi] * price_per_kwh})

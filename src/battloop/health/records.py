@@ -28,3 +28,78 @@ class HealthAssessment(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["eol80_p50"])]
+
+
+class OutlookRun(models.Model):
+    """One fleet outlook computed by ``battloop assess``: its horizon and price setting."""
+
+    computed_at = models.DateTimeField()
+    start_quarter = models.CharField(max_length=8)
+    horizon_quarters = models.PositiveIntegerField()
+    retirement_soh_pct = models.FloatField(help_text="SOH at which a pack retires from telecom backup")
+    replacement_cny_per_kwh = models.FloatField(help_text="replacement price setting used for the costs")
+    packs = models.PositiveIntegerField()
+    samples = models.PositiveIntegerField(help_text="joint fleet scenarios behind the P10/P50/P90")
+
+
+class SiteBackupOutlook(models.Model):
+    """A site's backup time now and forecast against its required hours (latest run).
+
+    Hours are P10/P50/P90 (P10 = pessimistic); a ``short_*`` date is when that quantile
+    of backup time first falls below the required hours (null: not within the horizon).
+    """
+
+    site = models.OneToOneField("registry.Site", on_delete=models.CASCADE, related_name="backup_outlook")
+    run = models.ForeignKey(OutlookRun, on_delete=models.CASCADE, related_name="sites")
+    packs = models.PositiveIntegerField()
+    load_w = models.FloatField(null=True)
+    required_hours = models.FloatField()
+    hours_now_p10 = models.FloatField(null=True)
+    hours_now_p50 = models.FloatField(null=True)
+    hours_now_p90 = models.FloatField(null=True)
+    hours_1y_p50 = models.FloatField(null=True)
+    hours_3y_p50 = models.FloatField(null=True)
+    hours_5y_p50 = models.FloatField(null=True)
+    meets_now = models.BooleanField(null=True, help_text="null: the site's load is unknown")
+    short_p10 = models.DateField(null=True, help_text="early date of falling short of the required backup")
+    short_p50 = models.DateField(null=True)
+    short_p90 = models.DateField(null=True)
+    earliest_failing_pack = models.ForeignKey(Pack, on_delete=models.SET_NULL, null=True, related_name="+")
+    earliest_failing_eol80_p50 = models.DateField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["short_p50"]), models.Index(fields=["short_p10"])]
+
+
+class RetirementForecast(models.Model):
+    """Packs retiring per quarter for one owner (and one province or pack model, or all),
+    with P10/P50/P90 over joint fleet scenarios, energy and replacement cost."""
+
+    class Dimension(models.TextChoices):
+        OWNER = "owner"
+        PROVINCE = "province"
+        MODEL = "model"
+
+    run = models.ForeignKey(OutlookRun, on_delete=models.CASCADE, related_name="retirements")
+    owner = models.ForeignKey("registry.Organization", on_delete=models.CASCADE, related_name="+")
+    dimension = models.CharField(max_length=10, choices=Dimension.choices)
+    group = models.CharField(max_length=100, blank=True, help_text="province or pack model; blank for the owner's whole fleet")
+    quarter = models.CharField(max_length=8)
+    count_p10 = models.FloatField()
+    count_p50 = models.FloatField()
+    count_p90 = models.FloatField()
+    kwh_p10 = models.FloatField()
+    kwh_p50 = models.FloatField()
+    kwh_p90 = models.FloatField()
+    cost_cny_p10 = models.FloatField()
+    cost_cny_p50 = models.FloatField()
+    cost_cny_p90 = models.FloatField()
+    cum_count_p10 = models.FloatField(help_text="retired from the start of the outlook to the end of this quarter")
+    cum_count_p50 = models.FloatField()
+    cum_count_p90 = models.FloatField()
+    cum_cost_cny_p10 = models.FloatField()
+    cum_cost_cny_p50 = models.FloatField()
+    cum_cost_cny_p90 = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "owner", "dimension"])]

@@ -1,0 +1,93 @@
+"""The outlook `battloop assess` stores: each site's backup time against its required hours,
+and each owner's retirements per quarter with P10/P50/P90, energy and replacement cost."""
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from battloop.health.records import HealthAssessment, OutlookRun, RetirementForecast, SiteBackupOutlook
+from battloop.registry.models import Pack
+
+
+@pytest.fixture
+def assessed(demo_instance):
+    demo = demo_instance(40, seed=23)
+    call_command("assess", "--price-cny-per-kwh", "650")
+    return demo
+
+
+def test_site_backup_hours_follow_the_sizing_relation(assessed):
+    rows = list(SiteBackupOutlook.objects.select_related("site"))
+    assert rows, "no site outlook stored"
+    checked = 0
+    for o in rows:
+        packs = list(Pack.objects.filter(site=o.site, health__isnull=False).select_related("model", "health"))
+        assert o.packs == len(packs)
+        if o.load_w is None:
+            assert o.hours_now_p50 is None and o.meets_now is None
+            continue
+        # usable energy = V x Ah x SOH x 0.9 DOD x 0.95 efficiency, summed over parallel packs
+        wh = sum(p.model.nominal_voltage_v * p.model.rated_capacity_ah * p.health.soh_p50_pct / 100 * 0.9 * 0.95 for p in packs)
+        assert o.hours_now_p50 == pytest.approx(wh / o.load_w, rel=2e-3)
+        assert o.hours_now_p10 <= o.hours_now_p50 <= o.hours_now_p90
+        assert o.hours_5y_p50 <= o.hours_1y_p50 <= o.hours_now_p50 + 1e-9  # packs only lose capacity
+        assert o.meets_now == (o.hours_now_p50 >= o.required_hours)
+        if o.short_p10 and o.short_p50:
+            assert o.short_p10 <= o.short_p50  # the pessimistic quantile falls short first
+        if o.short_p50 and o.short_p90:
+            assert o.short_p50 <= o.short_p90
+        if not o.meets_now:
+            assert o.short_p50 is not None and o.short_p50 <= dt.date.today() + dt.timedelta(days=1)
+        first = min((p.health.eol80_p50 for p in packs if p.health.eol80_p50), default=None)
+        assert o.earliest_failing_eol80_p50 == first
+        checked += 1
+    assert checked >= 5
+
+
+def test_retirements_per_quarter_bound_the_fleet_and_carry_costs(assessed):
+    run = OutlookRun.objects.get()
+    assert run.replacement_cny_per_kwh == 650 and run.horizon_quarters == 20
+    owners = set(RetirementForecast.objects.values_list("owner_id", flat=True))
+    assert owners
+    for owner in owners:
+        first_life = Pack.objects.filter(owner_id=owner, state__in=["installed", "flagged"], health__isnull=False)
+        total = RetirementForecast.objects.filter(run=run, owner_id=owner, dimension="owner")
+        quarters = [r.quarter for r in total]
+        assert len(quarters) == len(set(quarters))
+        for r in total:
+            assert r.count_p10 <= r.count_p50 <= r.count_p90
+            assert r.cost_cny_p50 == pytest.approx(r.kwh_p50 * 650, rel=1e-6)
+        # P90 counts over quarters bound the packs that can retire; P50 sums stay within the fleet
+        assert sum(r.count_p50 for r in total) <= first_life.count()
+        # summed over the horizon, the median counts track the packs whose median end of life falls
+        # inside it; the P10 and P90 counts bracket that number
+        horizon_end = dt.date.today() + dt.timedelta(days=4 * 365)
+        expected = first_life.filter(health__eol80_p50__lte=horizon_end).count()
+        assert sum(r.count_p10 for r in total) <= expected + 1
+        assert sum(r.count_p90 for r in total) >= expected - 1
+        # the cumulative quantiles are of the running total per scenario: ordered, non-decreasing,
+        # and at the horizon they bracket the packs whose median end of life falls inside it
+        last = total.order_by("quarter").last()
+        assert last.cum_count_p10 <= expected + 1 and last.cum_count_p90 >= expected - 1
+        cum = [r.cum_count_p50 for r in total.order_by("quarter")]
+        assert cum == sorted(cum)
+        assert last.cum_cost_cny_p50 >= max(r.cost_cny_p50 for r in total) - 1e-6
+        # the by-province split adds up to the owner's total in each quarter at the median scenario count
+        for dim in ("province", "model"):
+            split = RetirementForecast.objects.filter(run=run, owner_id=owner, dimension=dim)
+            for q in quarters[:8]:
+                parts = [r for r in split if r.quarter == q]
+                whole = next(r for r in total if r.quarter == q)
+                assert sum(r.count_p90 for r in parts) >= whole.count_p50 - 1e-9
+                assert sum(r.count_p10 for r in parts) <= whole.count_p90 + 1e-9
+
+
+def test_assess_refuses_a_negative_price(demo_instance):
+    from django.core.management.base import CommandError
+
+    demo_instance(10, seed=3)
+    with pytest.raises(CommandError, match="price"):
+        call_command("assess", "--price-cny-per-kwh", "-5")
+    assert not HealthAssessment.objects.exists()
