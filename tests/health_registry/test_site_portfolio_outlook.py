@@ -91,3 +91,36 @@ def test_assess_refuses_a_negative_price(demo_instance):
     with pytest.raises(CommandError, match="price"):
         call_command("assess", "--price-cny-per-kwh", "-5")
     assert not HealthAssessment.objects.exists()
+
+
+def test_outlook_page_lists_sites_by_when_they_fall_short(assessed, client):
+    import re
+
+    from django.contrib.auth import get_user_model
+
+    from battloop.web import access
+    from battloop.web.models import Membership
+
+    user = get_user_model().objects.get(username="demo")
+    client.force_login(user)
+    actor = access.actor_for_user(user)
+    r = client.get("/outlook/")
+    assert r.status_code == 200
+    html = r.content.decode()
+    visible = SiteBackupOutlook.objects.filter(site__in=access.sites_for(actor))
+    short_now = visible.filter(meets_now=False).count()
+    assert re.search(rf'id="kpi-short-now">{short_now}<', html)
+    # the site table is ordered by the early (P10) date of falling short; sites short now come first
+    codes = re.findall(r'<td><a href="/sites/([^/]+)/">', html)
+    assert len(codes) >= 10
+    expected = [o.site.code for o in visible.select_related("site").order_by("short_p10", "hours_now_p50", "site__code")
+                if o.short_p10 is not None][:len(codes)]
+    assert codes[:len(expected)] == expected
+    assert 'id="chart-retire"' in html and 'id="data-retire"' in html
+    # another organization's member sees none of these sites
+    other = Membership.objects.exclude(organization=actor.organization).select_related("user", "organization").first()
+    if other is not None:
+        client.force_login(other.user)
+        html2 = client.get("/outlook/").content.decode()
+        for code in codes[:5]:
+            assert f'/sites/{code}/' not in html2
