@@ -49,7 +49,8 @@ class Command(BaseCommand):
 
             health = assess()
             console.print(f"  health: {health['packs']:,} packs assessed, {health['anomalies']} aging faster than their cohort "
-                          f"({health['seconds']:.1f} s)")
+                          f"({health['seconds']:.1f} s); {health.get('sites_short_now', 0):,} of {health.get('sites', 0):,} sites "
+                          f"short of their required backup now, {health.get('sites_short_within_5y_p50', 0):,} within five years (P50)")
             from battloop.triage.policy import load_policy
             from battloop.triage.registry_triage import run as triage_run
 
