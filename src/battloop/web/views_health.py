@@ -61,4 +61,4 @@ def health_outlook(request):
     return render(request, "web/health_outlook.html", {
         "run": run, "page": page, "site_count": page.paginator.count, "short_now": short_now, "unknown_load": unknown_load,
         "total": total, "chart": chart, "five_year": list(five_year.values()), "groups": groups, "by": dim,
-        "anomalies": anomalies})
+        "anomalies": anomalies, "soh_label": f"{run.retirement_soh_pct:g} %" if run else ""})
