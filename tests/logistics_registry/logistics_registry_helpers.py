@@ -1,10 +1,16 @@
 """A small registry with packs triaged to recycling and reuse, for the plan, routes and page tests."""
 
+from django.contrib.auth import get_user_model
 from django.utils import timezone
+
+from battloop.logistics.registry_plan import run_scenario
+from battloop.logistics.shipments import create_shipment, dispatch, receive
+from battloop.registry.events import transition
 
 from battloop.registry.importer import import_packs
 from battloop.registry.models import Organization, Pack, PackModel, Site
 from battloop.triage.models import PolicyVersion, TriageDecision
+from battloop.web.models import AuditGrant, Membership
 
 # site code -> (lat, lon, adcode): Guangzhou, Shenzhen, Beijing, and two more Guangzhou sites
 SITES = {
@@ -16,11 +22,14 @@ SITES = {
 }
 
 
-def make_triaged(tmp_path, n_packs=30, class_of=lambda i: "A", owner_code="ctc"):
+def make_triaged(tmp_path, n_packs=30, class_of=lambda i: "A", owners=None):
     """``n_packs`` packs of a 45 kg LFP model spread over SITES, odd ones to recycling, even ones to reuse
-    (class A only; others go to recycling); ``class_of(i)`` gives pack i's safety class."""
+    (class A only; others go to recycling); ``class_of(i)`` gives pack i's safety class.
+    Sites belong to the tower company ``ctc`` unless ``owners`` maps a site code to an operator's code."""
     orgs = {}
-    orgs["ctc"] = Organization.objects.get_or_create(code=owner_code, defaults={"name": "CTC", "kind": "tower_company"})[0]
+    orgs["ctc"] = Organization.objects.get_or_create(code="ctc", defaults={"name": "CTC", "kind": "tower_company"})[0]
+    for code in set((owners or {}).values()):
+        orgs[code] = Organization.objects.get_or_create(code=code, defaults={"name": code.upper(), "kind": "operator"})[0]
     oem = Organization.objects.get_or_create(code="oem-lg", defaults={"name": "OEM", "kind": "oem"})[0]
     Organization.objects.get_or_create(code="brunp", defaults={"name": "Brunp", "kind": "recycler", "recycler_whitelisted": True,
                                                                "province": "广东省"})
@@ -33,7 +42,7 @@ def make_triaged(tmp_path, n_packs=30, class_of=lambda i: "A", owner_code="ctc")
                                                                 design_life_years=10))
     codes = list(SITES)
     for code, (lat, lon, adcode) in SITES.items():
-        Site.objects.get_or_create(code=code, defaults=dict(site_type="macro_bts", owner=orgs["ctc"], latitude=lat, longitude=lon,
+        Site.objects.get_or_create(code=code, defaults=dict(site_type="macro_bts", owner=orgs[(owners or {}).get(code, "ctc")], latitude=lat, longitude=lon,
                                                             adcode=adcode))
     f = tmp_path / "lg-packs.csv"
     f.write_text("serial,model,install_date,site\n" + "".join(f"LG{i:03d},LG-M1,2015-01-01,{codes[i % len(codes)]}\n"
@@ -47,3 +56,34 @@ def make_triaged(tmp_path, n_packs=30, class_of=lambda i: "A", owner_code="ctc")
         TriageDecision.objects.create(pack=p, policy=pv, decided_at=timezone.now(), route=route, reasons=[],
                                       inputs={"safety_class": cls})
     return orgs
+
+
+def build_logistics_world(tmp_path):
+    """ctc's sites (and cmcc's SZ1) with triaged packs, a baseline and a scenario plan, two shipments
+    (ctc → brunp with a missing pack; cmcc → gem), and users of ctc, cmcc, brunp, a carrier and an auditor."""
+    orgs = make_triaged(tmp_path, owners={"SZ1": "cmcc"})
+    gem = Organization.objects.create(code="gem", name="GEM", kind="recycler", recycler_whitelisted=True, province="湖北省")
+    carrier = Organization.objects.create(code="sinotrans", name="Sinotrans DG", kind="logistics_provider")
+    aud = Organization.objects.create(code="aud", name="Audit", kind="auditor")
+    AuditGrant.objects.create(auditor=aud, grantor=orgs["ctc"])
+    f = tmp_path / "ship.csv"
+    f.write_text("serial,model,install_date,site\nSH1,LG-M1,2015-01-01,GZ1\nSH2,LG-M1,2015-01-01,GZ1\nSH3,LG-M1,2015-01-01,SZ1\n")
+    import_packs(f)
+    for p in Pack.objects.filter(serial__startswith="SH").select_related("owner"):
+        for state, ev in [("removed", {"reason": "eol"}), ("in_storage", {"outlet": "GZ-1"}),
+                          ("triaged", {"route": "recycle", "policy_version": "x"}), ("recycling_ready", {"packaging": "P909"})]:
+            transition(p, state, "t", p.owner, ev)
+    brunp = Organization.objects.get(code="brunp")
+    sh = create_shipment("S-CTC-1", orgs["ctc"], brunp, ["SH1", "SH2"], "GZ-1", "Brunp Foshan", "粤A12345", carrier=carrier)
+    dispatch(sh, "alice", orgs["ctc"])
+    receive(sh, "bob", brunp, {"SH1": 45.0})  # SH2 missing
+    create_shipment("S-CMCC-1", orgs["cmcc"], gem, ["SH3"], "SZ-1", "GEM Jingmen")
+    base, _ = run_scenario("baseline")
+    cheap, _ = run_scenario("cheap-hubs", ["hub_fixed_cost=1000"])
+    users = {}
+    for code, role in [("ctc", "admin"), ("cmcc", "admin"), ("brunp", "recycler_operator"), ("sinotrans", "technician"),
+                       ("aud", "auditor")]:
+        u = get_user_model().objects.create_user(f"{code}-u", password="pw")
+        Membership.objects.create(user=u, organization=Organization.objects.get(code=code), role=role)
+        users[code] = u
+    return {"users": users, "base": base, "cheap": cheap}

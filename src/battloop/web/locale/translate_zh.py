@@ -41,6 +41,22 @@ ZH = {
     "No quarantine report.": "无隔离报告。", "Only admins read the audit log.": "仅管理员可查看审计日志。",
     "Only admins manage API tokens.": "仅管理员可管理 API 令牌。",
     "%(t)s rows: %(a)s applied, %(c)s corrected, %(u)s unchanged, %(q)s quarantined": "共 %(t)s 行：应用 %(a)s，更正 %(c)s，未变 %(u)s，隔离 %(q)s",
+    # health outlook
+    "Health outlook": "健康展望", "Outlook": "健康展望",
+    "No outlook yet: run the health assessment (battloop assess) after telemetry is ingested.": "尚无展望：导入遥测数据后运行健康评估（battloop assess）。",
+    "Computed %(when)s; a pack retires when its SOH falls below %(soh)s; replacement priced at %(price)s CNY/kWh.":
+        "计算于 %(when)s；SOH 低于 %(soh)s 即退役；更换价格按 %(price)s 元/kWh 计。",
+    "sites assessed": "已评估站点", "short of required backup now": "当前备电时长不足", "sites without a known load": "负载未知的站点",
+    "packs retiring by %(q)s (P50)": "截至 %(q)s 退役电池包（P50）", "replacement cost, CNY (P50)": "更换成本，元（P50）",
+    "Retirements per quarter": "每季度退役数量",
+    "Bars: P50 packs retiring in the quarter; whiskers: P10–P90; line: cumulative P50.": "柱：当季退役电池包 P50；须线：P10–P90；折线：累计 P50。",
+    "No retirements within the horizon.": "预测期内无退役。", "table": "表格", "quarter": "季度", "cost CNY P50": "成本（元，P50）",
+    "cumulative P50": "累计 P50", "Five-year retirements by": "五年退役数量，按", "province": "省份",
+    "Sites by when they lose their required backup time": "站点（按备电时长不足的时间排序）", "hours now (P10–P90)": "当前时长（P10–P90）",
+    "in 1 / 3 / 5 years (P50)": "1 / 3 / 5 年后（P50）", "short from (P10 / P50)": "不足起始（P10 / P50）",
+    "earliest failing pack": "最早失效电池包", "load unknown": "负载未知", "now": "当前", "No sites.": "无站点。",
+    "page %(n)s of %(total)s": "第 %(n)s / %(total)s 页", "Packs aging faster than their cohort": "老化快于同批次的电池包",
+    "evidence": "依据", "No pack ages credibly faster than its cohort.": "没有电池包可信地老化快于同批次。",
     # dynamic values
     "manufactured ": "已生产", "in_stock": "库存", "installed ": "在网", "flagged ": "预警", "removed": "已拆除", "in_storage": "入库存储",
     "triaged": "已分拣", "second_life_ready": "待梯次利用", "redeployed": "梯次再利用", "recycling_ready": "待回收", "shipped": "已发运",
@@ -50,6 +66,25 @@ ZH = {
     "new": "新电池", "repurposed_ev": "退役动力电池梯次利用", "full": "完整记录", "audit": "普查级",
     "queued": "排队中", "running": "进行中", "done": "完成", "failed": "失败", "sites ": "站点", "models": "型号",
     "macro BTS": "宏基站", "outdoor cabinet": "室外柜", "indoor": "室内站", "data centre": "数据中心", "rural": "农村站", "off-grid": "离网站",
+    # logistics pages
+    "Logistics": "物流", "Reverse-logistics plan": "逆向物流规划", "No plan yet: run battloop plan after triage.": "尚无规划：分拣后运行 battloop plan。",
+    "scenario": "情景", "Scenario": "情景", "run": "运行", "optimality gap": "最优性差距", "total cost (CNY)": "总成本（元）",
+    "hubs opened": "启用集中贮存点", "transport CO2 (kg)": "运输 CO2（kg）", "tonnes to move": "待转运吨数", "settings changed": "已调整参数",
+    "cost": "成本", "Opened hubs": "启用的集中贮存点", "hub": "集中贮存点", "prefecture": "地级市", "throughput (t)": "吞吐量（吨）",
+    "capacity (t)": "容量（吨）", "capacity use": "容量利用率", "binding constraints": "紧约束", "Flows to destinations": "去向流量",
+    "destination": "去向", "white-listed": "白名单", "chemistry": "化学体系", "route": "路线", "tonnes": "吨", "yes": "是", "no": "否",
+    "No flows to your organization in this plan.": "本规划中没有流向贵单位的流量。", "Collection routes": "收集路线", "vehicle": "车辆",
+    "stops": "停靠点", "another organization's site": "其他单位的站点", "not collected": "未收集",
+    "No routes yet: run battloop plan routes --hub HUB.": "尚无路线：运行 battloop plan routes --hub HUB。",
+    "Scenarios side by side": "情景对比", "Shipments": "运单", "code": "编号", "sender": "发货方", "receiver": "收货方",
+    "open discrepancies": "未解决差异", "No shipments.": "无运单。", "Shipment": "运单", "carrier": "承运方", "dispatched": "已发运",
+    "received": "已接收", "manifest SHA-256": "清单 SHA-256", "Manifest": "危险货物清单", "UN number": "联合国编号", "class": "类别",
+    "packaging": "包装", "mass (kg)": "质量（kg）", "received (kg)": "实收（kg）", "total": "合计", "Discrepancies": "差异", "open": "未解决",
+    "kind": "类型", "resolution": "处理结果", "No discrepancies.": "无差异。", "optimal": "最优", "infeasible": "不可行",
+    "input_error": "输入错误", "time_limit": "达到时限", "time_limit_no_incumbent": "达到时限（无可行解）", "draft": "草稿",
+    "discrepancy": "存在差异", "closed": "已关闭", "missing": "缺失", "extra": "多出", "swapped": "错装", "weight": "重量不符",
+    "fixed": "固定成本", "handling": "装卸", "transport_inbound": "集货运输", "transport_outbound": "干线运输", "gate_fees_net": "回收处理费（净）",
+    "carbon": "碳成本", "recycle": "再生利用", "reuse": "梯次利用", "feasible": "可行", "partial": "部分完成",
 }
 
 
