@@ -184,6 +184,7 @@ class PackEvent(models.Model):
         CORRECTED = "corrected"
         ALARM = "alarm"
         DECISION = "decision"
+        INSPECTION = "inspection"  # a bench test and safety judgement (DOMAIN.md §5)
 
     pack = models.ForeignKey(Pack, on_delete=models.PROTECT, related_name="events")
     seq = models.PositiveIntegerField()

@@ -175,11 +175,14 @@ def read_bench_csv(path: str | Path) -> pd.DataFrame:
     return validate_bench(raw, where=str(path))
 
 
-def validate_bench(raw: pd.DataFrame, *, where: str = "bench results", first_line: int = 2) -> pd.DataFrame:
-    """Type bench results and refuse contradictions; errors name file, line, column and serial."""
+def validate_bench(raw: pd.DataFrame, *, where: str = "bench results", first_line: int = 2,
+                   row_problems: list[tuple[int, str, str]] | None = None) -> pd.DataFrame:
+    """Type bench results and refuse contradictions; errors name file, line, column and serial.
+    With ``row_problems`` (see :func:`battloop.triage.policy.validate_table`) bad rows are
+    reported there instead of raising."""
     try:
         return validate_table(raw, BENCH_FIELDS, ("serial",), where=where, first_line=first_line,
-                              check=_contradictions, passthrough=BENCH_PASSTHROUGH)
+                              check=_contradictions, passthrough=BENCH_PASSTHROUGH, row_problems=row_problems)
     except DossierError as exc:
         raise GradingError(exc.problems) from None
 
@@ -215,29 +218,42 @@ def _contradictions(out: pd.DataFrame, report) -> None:
 
 def derive(bench: pd.DataFrame, rules: SafetyRules) -> tuple[pd.DataFrame, list[str]]:
     """Derived bench quantities (SOH at 25 °C, ir_ratio, Ω/V, cell spread, OCV per cell) and problems."""
-    out = bench.copy()
-    problems: list[str] = []
+    out, found = derive_rows(bench, rules)
     where = bench.attrs.get("source", "bench results")
     first = bench.attrs.get("first_line", 2)
     serial = out["serial"].astype(str).to_numpy()
+    shown: dict[str, int] = {}
+    problems = []
+    for i, column, message in found:
+        shown[column] = shown.get(column, 0) + 1
+        if shown[column] <= 50:
+            problems.append(f"{where}:{first + i}: column {column}, serial {serial[i]}: {message}")
+    return out, problems
+
+
+def derive_rows(bench: pd.DataFrame, rules: SafetyRules) -> tuple[pd.DataFrame, list[tuple[int, str, str]]]:
+    """:func:`derive` with its problems as (row index, column, message), for importers that
+    quarantine the rows concerned and keep the others."""
+    out = bench.copy()
+    problems: list[tuple[int, str, str]] = []
     cap, rated, temp = _col(out, "capacity_ah"), _col(out, "rated_capacity_ah"), _col(out, "test_temp_c")
     lo, hi = rules.valid_temp_c
     with np.errstate(invalid="ignore", divide="ignore"):
         bad_temp = ~np.isnan(cap) & ~np.isnan(temp) & ((temp < lo) | (temp > hi))
-        for i in np.flatnonzero(bad_temp)[:50]:
-            problems.append(f"{where}:{first + i}: column test_temp_c, serial {serial[i]}: capacity test at "
-                            f"{temp[i]:g} °C is outside {lo:g}–{hi:g} °C; repeat it in that window")
+        for i in np.flatnonzero(bad_temp):
+            problems.append((int(i), "test_temp_c", f"capacity test at {temp[i]:g} °C is outside {lo:g}–{hi:g} °C; "
+                                                    f"repeat it in that window"))
         no_rated = ~np.isnan(cap) & np.isnan(rated)
-        for i in np.flatnonzero(no_rated)[:50]:
-            problems.append(f"{where}:{first + i}: column rated_capacity_ah, serial {serial[i]}: a capacity test "
-                            f"needs the rated capacity to give an SOH")
+        for i in np.flatnonzero(no_rated):
+            problems.append((int(i), "rated_capacity_ah", "a capacity test needs the rated capacity to give an SOH"))
         t = np.where(np.isnan(temp), rules.reference_temp_c, temp)
         c25 = cap / (1.0 + rules.temp_coeff_per_c * (t - rules.reference_temp_c))
         soh = 100.0 * c25 / rated
         too_high = soh > 100.0 * rules.max_capacity_ratio
-        for i in np.flatnonzero(too_high)[:50]:
-            problems.append(f"{where}:{first + i}: column capacity_ah, serial {serial[i]}: {cap[i]:g} Ah is more "
-                            f"than {rules.max_capacity_ratio:g} × rated {rated[i]:g} Ah; check the rating and the test")
+        for i in np.flatnonzero(too_high):
+            problems.append((int(i), "capacity_ah", f"{cap[i]:g} Ah is more than {rules.max_capacity_ratio:g} × rated "
+                                                    f"{rated[i]:g} Ah; check the rating and the test"))
+        out["capacity_25c_ah"] = np.where(bad_temp | too_high, np.nan, c25)
         out["soh_pct"] = np.where(bad_temp | too_high, np.nan, soh)
         out["ir_ratio"] = _col(out, "dcir_mohm") / _col(out, "baseline_dcir_mohm")
         ins = _col(out, "insulation_ohm_per_v")
@@ -247,6 +263,7 @@ def derive(bench: pd.DataFrame, rules: SafetyRules) -> tuple[pd.DataFrame, list[
         out["cell_spread_mv"] = np.where(np.isnan(spread), _col(out, "cell_v_max_mv") - _col(out, "cell_v_min_mv"),
                                          spread)
         out["ocv_cell_v"] = _col(out, "ocv_v") / _col(out, "cells_in_series")
+    problems.sort(key=lambda p: p[0])
     out.attrs = dict(bench.attrs)
     return out, problems
 

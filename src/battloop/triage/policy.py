@@ -278,7 +278,8 @@ def _check_quantiles(out: pd.DataFrame, report) -> None:
 
 def validate_table(raw: pd.DataFrame, fields: Mapping[str, FieldSpec], required: Iterable[str], *, where: str,
                    max_problems: int = 50, first_line: int = 2, check=None,
-                   passthrough: Iterable[str] | None = None) -> pd.DataFrame:
+                   passthrough: Iterable[str] | None = None,
+                   row_problems: list[tuple[int, str, str]] | None = None) -> pd.DataFrame:
     """Type and check a table against field specs; every bad cell is named by file, line, column, serial.
 
     ``check(out, report)`` may add record-level checks on the typed frame. Columns that
@@ -286,6 +287,9 @@ def validate_table(raw: pd.DataFrame, fields: Mapping[str, FieldSpec], required:
     those it names are; either way a column that looks like a misspelt field (e.g.
     ``thermal_event``) is an error, because a safety fact must never be silently dropped.
     Raises :class:`DossierError` listing the problems (at most ``max_problems`` shown).
+    Given a list as ``row_problems``, problems of single rows are appended to it as
+    (row index, column, message) instead, for an importer that quarantines bad rows and
+    keeps the good ones; problems of the header still raise.
     """
     import difflib
 
@@ -318,6 +322,9 @@ def validate_table(raw: pd.DataFrame, fields: Mapping[str, FieldSpec], required:
     def report(mask: np.ndarray, column: str, message_of) -> None:
         nonlocal total
         idx = np.flatnonzero(mask)
+        if row_problems is not None:
+            row_problems.extend((int(i), column, message_of(i)) for i in idx)
+            return
         total += len(idx)
         for i in idx[: max(0, max_problems - len(problems))]:
             problems.append(f"{where}:{line_no[i]}: column {column}, serial {serial.iat[i] or '(empty)'}: "

@@ -83,6 +83,11 @@ class Command(BaseCommand):
                                                                        "whose BMS history fills empty columns")
         gr.add_argument("--rules", default="default", help="safety-class rules YAML (default: the shipped rules)")
         gr.add_argument("--dossiers-out", help="write the graded packs as a dossier CSV for 'evaluate'")
+        gr.add_argument("--store", action="store_true", help="store the results in the registry (one transaction; bad "
+                                                             "rows quarantined; packs already triaged are re-triaged)")
+        gr.add_argument("--quarantine", help="with --store: where to write the quarantined rows (CSV)")
+        gr.add_argument("--force", action="store_true", help="with --store: re-read a file imported before")
+        gr.add_argument("--actor", default="bench", help="with --store: who records the results")
         gr.add_argument("--json", action="store_true")
 
         mt = sub.add_parser("match", help="group graded packs into strings and assign them to second-life demand")
@@ -215,6 +220,8 @@ class Command(BaseCommand):
         self.stdout.write(f"default → {policy.rules.default_outcome}")
 
     def _grade(self, o):
+        if o["store"]:
+            return self._grade_store(o)
         bench = read_bench_csv(o["bench"])
         history = None
         if o["capture"]:
@@ -233,6 +240,37 @@ class Command(BaseCommand):
         for r in rows:
             soh = "—" if r["soh_pct"] is None or pd.isna(r["soh_pct"]) else f"{r['soh_pct']:.1f}%"
             self.stdout.write(f"{r['serial']:<24} class {r['safety_class']}  SOH {soh:>7}  {r['class_rules']}")
+
+    def _grade_store(self, o):
+        from battloop.registry.importer import ImportFailed
+        from battloop.triage.bench import import_bench
+
+        try:
+            done = import_bench(o["bench"], captures=o["capture"], rules=o["rules"], actor=o["actor"],
+                                quarantine_path=o["quarantine"], force=o["force"])
+        except ImportFailed as exc:
+            raise CommandError(str(exc)) from None
+        r = done.report
+        moves = [m for rt in done.retriage for m in rt.get("moves", [])]
+        out = {"status": r.status, "batch": r.batch_id, "file_sha256": r.file_sha256, "rows": r.rows_total,
+               "stored": r.applied, "unchanged": r.unchanged, "quarantined": r.quarantined,
+               "quarantine_path": r.quarantine_path, "errors": [vars(e) for e in r.first_errors],
+               "bench_results": done.stored, "retriaged": sum(rt["packs"] for rt in done.retriage),
+               "route_changes": moves, "message": r.message}
+        if o["json"]:
+            return self._emit(out)
+        if r.status == "unchanged":
+            self.stdout.write(r.message)
+            return
+        self.stdout.write(f"{Path(o['bench']).name}: {r.rows_total} rows, {r.applied} bench results stored, "
+                          f"{r.unchanged} unchanged, {r.quarantined} quarantined (batch {r.batch_id})")
+        for e in r.first_errors:
+            self.stdout.write(f"  row {e.row}, {e.field or '(row)'}: {e.reason}")
+        if r.quarantined:
+            self.stdout.write(f"quarantined rows: {r.quarantine_path}")
+        self.stdout.write(f"re-triaged {out['retriaged']} packs; {len(moves)} changed route")
+        for m in moves:
+            self.stdout.write(f"  {m['serial']}: {m['from']} → {m['to']}")
 
     def _match(self, o):
         settings = MatchSettings(string_packs=o["string_packs"], max_capacity_spread_pct=o["max_capacity_spread_pct"],
