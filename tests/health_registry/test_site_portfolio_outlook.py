@@ -124,3 +124,26 @@ def test_outlook_page_lists_sites_by_when_they_fall_short(assessed, client):
         html2 = client.get("/outlook/").content.decode()
         for code in codes[:5]:
             assert f'/sites/{code}/' not in html2
+
+
+def test_what_if_cooling_delays_and_more_outages_hasten_retirements(demo_instance, capsys):
+    import json
+
+    demo_instance(30, seed=29)
+    call_command("assess", "--what-if", "--temp-offset-c", "-5", "--json")
+    cool = json.loads(capsys.readouterr().out)
+    assert not HealthAssessment.objects.exists() and not OutlookRun.objects.exists()  # nothing stored
+    assert cool["what_if"]["retiring_5y_p50"] < cool["baseline"]["retiring_5y_p50"]
+    assert cool["what_if"]["sites_short_within_5y_p50"] <= cool["baseline"]["sites_short_within_5y_p50"]
+    call_command("assess", "--what-if", "--outage-multiplier", "30", "--json")
+    busy = json.loads(capsys.readouterr().out)
+    assert busy["baseline"] == cool["baseline"]
+    assert busy["what_if"]["retiring_5y_p50"] > busy["baseline"]["retiring_5y_p50"]
+
+
+def test_scenario_knobs_without_what_if_are_refused(demo_instance):
+    from django.core.management.base import CommandError
+
+    demo_instance(5, seed=4)
+    with pytest.raises(CommandError, match="--what-if"):
+        call_command("assess", "--temp-offset-c", "-5")

@@ -23,7 +23,7 @@ from django.utils import timezone
 from battloop.registry.models import Pack
 
 from .estimate import bms_soh_evidence
-from .forecast import DAYS_PER_MONTH, calibrate_packs, crossing_samples_from_loss, forecast_packs, seasonal_temperature_c
+from .forecast import DAYS_PER_MONTH, Scenario, calibrate_packs, crossing_samples_from_loss, forecast_packs, seasonal_temperature_c
 from .models import simulate_aging, state_at
 from .outlook import aging_anomalies, fleet_backup_outlook, pack_energy_wh, quarter_labels, retirements_per_quarter
 from .records import HealthAssessment, OutlookRun, RetirementForecast, SiteBackupOutlook
@@ -39,6 +39,18 @@ OUTLOOK_SAMPLES = 21  # stratified joint fleet scenarios behind the P10/P50/P90 
 #: ~3,000-4,000 CNY for a 4.8 kWh pack); set ``--price-cny-per-kwh`` or BATTLOOP_REPLACEMENT_CNY_PER_KWH.
 DEFAULT_REPLACEMENT_CNY_PER_KWH = 700.0
 FIRST_LIFE = ("installed", "flagged")
+#: Outage discharges per year when a pack's own cycle counter says nothing (DOMAIN.md §3: 12 a year at
+#: 50 % DOD barely matter for float-charged LFP, but more frequent outages do).
+DEFAULT_OUTAGES_PER_YEAR = 12.0
+
+
+def _outages_per_year(p, today) -> float:
+    """Recent usage from the pack's BMS cycle counter (cycles since install / years installed)."""
+    lr = getattr(p, "latest_reading", None)
+    years = (today - p.install_date).days / 365.25
+    if lr is None or lr.cycle_count is None or years < 0.25:
+        return DEFAULT_OUTAGES_PER_YEAR
+    return float(min(max(lr.cycle_count / years, 0.0), 365.0))
 
 
 def _monthly_bms_soh(serials: list[str]) -> dict[str, list[tuple[dt.date, float]]]:
@@ -73,14 +85,21 @@ def replacement_price_cny_per_kwh() -> float:
         raise ValueError(f"BATTLOOP_REPLACEMENT_CNY_PER_KWH={raw!r} is not a number (CNY per kWh)") from None
 
 
-def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None) -> dict:
+def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None, scenario: Scenario | None = None,
+           store: bool = True) -> dict:
+    """Assess every pack in service and compute the site and portfolio outlook.
+
+    ``scenario`` shifts the forecast (a cooling retrofit: ``temp_offset_c=-5``; more outages:
+    ``outage_multiplier=2``); with ``store=False`` nothing is written and the summary alone
+    is returned (what-if runs next to the stored baseline).
+    """
     started = time.perf_counter()
     today = today or timezone.localdate()
     price = replacement_price_cny_per_kwh() if price_cny_per_kwh is None else float(price_cny_per_kwh)
     if not price >= 0:
         raise ValueError(f"replacement price {price} CNY/kWh must be zero or positive")
     packs = list(Pack.objects.filter(state__in=["installed", "flagged", "redeployed"]).exclude(model=None).exclude(install_date=None)
-                 .exclude(site=None).select_related("model", "site", "site__owner", "owner"))
+                 .exclude(site=None).select_related("model", "site", "site__owner", "owner", "latest_reading"))
     site_ids = sorted({p.site_id for p in packs})
     site_row = {sid: i for i, sid in enumerate(site_ids)}
     # usable energy of every site's packs: P10/P50/P90 now (index 0) and each month ahead
@@ -124,7 +143,9 @@ def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None)
         soh_now = np.clip(1.0 - mq[::-1] * now_loss[None, :], 0, 1)  # P10, P50, P90 of SOH
         # Each pack's aging state at its own "now", read off the fleet run above.
         state = state_at(chemistry, nominal, hist_months - 1, multiplier=PACK_FACTOR)
-        fc = forecast_packs(chemistry, post, ahead, soc_float=0.97, state=state, pack_factor=PACK_FACTOR)
+        usage = np.array([_outages_per_year(p, today) for p in group])
+        fc = forecast_packs(chemistry, post, ahead, soc_float=0.97, outages_per_year=usage, state=state, pack_factor=PACK_FACTOR,
+                            scenario=scenario)
         # backup energy of each pack, summed per site
         rated = np.array([p.model.rated_capacity_ah for p in group])
         volts = np.array([p.model.nominal_voltage_v for p in group])
@@ -155,23 +176,32 @@ def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None)
                 eol80_p10=month_date(fc.crossing_months[0.8][0, i]), eol80_p50=month_date(fc.crossing_months[0.8][1, i]),
                 eol80_p90=month_date(fc.crossing_months[0.8][2, i]), eol70_p50=month_date(fc.crossing_months[0.7][1, i]),
                 eol60_p50=month_date(fc.crossing_months[0.6][1, i]), anomaly=reason[:300]))
+    if not store:
+        outlook = _store_outlook(today, now, price, results, site_ids, site_energy, retire_months, retire_packs, store=False)
+        return {"packs": len(results), "with_evidence": sum(1 for r in results if r.evidence_count), "anomalies": anomalies,
+                "seconds": time.perf_counter() - started, **outlook}
     with transaction.atomic():
         HealthAssessment.objects.filter(pack__in=[r.pack for r in results]).delete()
         HealthAssessment.objects.bulk_create(results, batch_size=2000)
         stored = len(results)
         outlook = _store_outlook(today, now, price, results, site_ids, site_energy, retire_months, retire_packs)
+    from battloop.triage.registry_triage import retriage_after_assessment  # packs already triaged see the new SOH
+    retriage_after_assessment([r.pack for r in results])
     return {"packs": stored, "with_evidence": sum(1 for r in results if r.evidence_count), "anomalies": anomalies,
             "seconds": time.perf_counter() - started, **outlook}
 
 
-def _store_outlook(today, now, price, results, site_ids, site_energy, retire_months, retire_packs) -> dict:
+def _store_outlook(today, now, price, results, site_ids, site_energy, retire_months, retire_packs, store: bool = True) -> dict:
     """Site backup outlook and portfolio retirements per quarter (replaces the previous run)."""
     from battloop.registry.models import Site
 
-    OutlookRun.objects.all().delete()  # the latest run only; cascades to its rows
-    run = OutlookRun.objects.create(computed_at=now, start_quarter=quarter_labels(today, 1)[0], horizon_quarters=OUTLOOK_QUARTERS,
+    if store:
+        OutlookRun.objects.all().delete()  # the latest run only; cascades to its rows
+    run = OutlookRun(computed_at=now, start_quarter=quarter_labels(today, 1)[0], horizon_quarters=OUTLOOK_QUARTERS,
                                     retirement_soh_pct=100 * RETIREMENT_SOH, replacement_cny_per_kwh=price,
-                                    packs=len(retire_packs), samples=OUTLOOK_SAMPLES)
+                     packs=len(retire_packs), samples=OUTLOOK_SAMPLES)
+    if store:
+        run.save()
     sites = Site.objects.in_bulk(site_ids)
     load = np.array([sites[s].load_w if sites[s].load_w is not None else np.nan for s in site_ids], dtype=float)
     required = np.array([sites[s].required_backup_hours for s in site_ids], dtype=float)
@@ -203,13 +233,18 @@ def _store_outlook(today, now, price, results, site_ids, site_energy, retire_mon
             short_p10=month_date(fb.first_short_month[i, 0]), short_p50=month_date(fb.first_short_month[i, 1]),
             short_p90=month_date(fb.first_short_month[i, 2]),
             earliest_failing_pack=e.pack if e else None, earliest_failing_eol80_p50=e.eol80_p50 if e else None))
-    SiteBackupOutlook.objects.filter(site_id__in=site_ids).delete()
-    SiteBackupOutlook.objects.bulk_create(rows, batch_size=2000)
+    if store:
+        SiteBackupOutlook.objects.filter(site_id__in=site_ids).delete()
+        SiteBackupOutlook.objects.bulk_create(rows, batch_size=2000)
 
     n_retire = 0
+    fleet = {"retiring_5y_p10": 0.0, "retiring_5y_p50": 0.0, "retiring_5y_p90": 0.0, "cost_5y_cny_p50": 0.0}
     if retire_packs:
         samples = np.concatenate(retire_months)
         kwh = np.array([p.model.energy_kwh for p in retire_packs])
+        whole = retirements_per_quarter(samples, None, kwh=kwh, price_per_kwh=price, start=today, n_quarters=OUTLOOK_QUARTERS).iloc[-1]
+        fleet = {"retiring_5y_p10": float(whole.cum_count_p10), "retiring_5y_p50": float(whole.cum_count_p50),
+                 "retiring_5y_p90": float(whole.cum_count_p90), "cost_5y_cny_p50": round(float(whole.cum_kwh_p50) * price, 2)}
         owner = np.array([p.owner_id or 0 for p in retire_packs])
         dims = {"owner": {"owner": owner},
                 "province": {"owner": owner, "group": np.array([p.site.province or "?" for p in retire_packs])},
@@ -228,8 +263,9 @@ def _store_outlook(today, now, price, results, site_ids, site_energy, retire_mon
                     cum_count_p10=rec.cum_count_p10, cum_count_p50=rec.cum_count_p50, cum_count_p90=rec.cum_count_p90,
                     cum_cost_cny_p10=round(rec.cum_kwh_p10 * price, 2), cum_cost_cny_p50=round(rec.cum_kwh_p50 * price, 2),
                     cum_cost_cny_p90=round(rec.cum_kwh_p90 * price, 2)))
-        RetirementForecast.objects.bulk_create(out, batch_size=2000)
+        if store:
+            RetirementForecast.objects.bulk_create(out, batch_size=2000)
         n_retire = len(out)
-    return {"sites": len(rows), "sites_short_now": int(sum(1 for r in rows if r.meets_now is False)),
+    return {**fleet, "sites": len(rows), "sites_short_now": int(sum(1 for r in rows if r.meets_now is False)),
             "sites_short_within_5y_p50": int(sum(1 for r in rows if r.short_p50 and r.short_p50 <= today + dt.timedelta(days=5 * 365))),
             "retirement_rows": n_retire}

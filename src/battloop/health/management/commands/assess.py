@@ -1,6 +1,12 @@
+import json
+
 from django.core.management.base import BaseCommand, CommandError
 
 from battloop.health.assess import assess
+from battloop.health.forecast import Scenario
+
+WHAT_IF_KEYS = ("sites", "sites_short_now", "sites_short_within_5y_p50", "retiring_5y_p10", "retiring_5y_p50", "retiring_5y_p90",
+                "cost_5y_cny_p50")
 
 
 class Command(BaseCommand):
@@ -10,14 +16,49 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--price-cny-per-kwh", type=float, default=None,
                             help="replacement price for the retirement costs (default: BATTLOOP_REPLACEMENT_CNY_PER_KWH or 700)")
+        parser.add_argument("--what-if", action="store_true",
+                            help="store nothing: compare a scenario with the baseline (use with --temp-offset-c / --outage-multiplier)")
+        parser.add_argument("--temp-offset-c", type=float, default=0.0, help="scenario: shift every site's temperature (cooling retrofit: -5)")
+        parser.add_argument("--outage-multiplier", type=float, default=1.0, help="scenario: scale every pack's outage rate (2 = twice as many)")
+        parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     def handle(self, *args, **o):
+        scenario = Scenario(temp_offset_c=o["temp_offset_c"], outage_multiplier=o["outage_multiplier"])
+        knobs = scenario.temp_offset_c != 0.0 or scenario.outage_multiplier != 1.0
+        if knobs and not o["what_if"]:
+            raise CommandError("--temp-offset-c and --outage-multiplier describe a what-if scenario: add --what-if "
+                               "(the stored outlook stays the baseline)")
+        if not 0 <= scenario.outage_multiplier <= 100:
+            raise CommandError(f"--outage-multiplier {scenario.outage_multiplier}: use a factor between 0 and 100")
+        if not -30 <= scenario.temp_offset_c <= 30:
+            raise CommandError(f"--temp-offset-c {scenario.temp_offset_c}: use an offset between -30 and +30 °C")
         try:
-            r = assess(price_cny_per_kwh=o["price_cny_per_kwh"])
+            if o["what_if"]:
+                base = assess(price_cny_per_kwh=o["price_cny_per_kwh"], store=False)
+                what = assess(price_cny_per_kwh=o["price_cny_per_kwh"], scenario=scenario, store=False)
+            else:
+                r = assess(price_cny_per_kwh=o["price_cny_per_kwh"])
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        if o["what_if"]:
+            out = {"scenario": {"temp_offset_c": scenario.temp_offset_c, "outage_multiplier": scenario.outage_multiplier},
+                   "baseline": {k: base.get(k) for k in WHAT_IF_KEYS}, "what_if": {k: what.get(k) for k in WHAT_IF_KEYS}}
+            if o["json"]:
+                self.stdout.write(json.dumps(out, indent=2))
+                return
+            self.stdout.write(f"what-if: temperature {scenario.temp_offset_c:+g} °C, outages x{scenario.outage_multiplier:g} "
+                              f"(nothing stored)")
+            self.stdout.write(f"{'':34s}{'baseline':>14s}{'what-if':>14s}")
+            for k in WHAT_IF_KEYS:
+                self.stdout.write(f"{k.replace('_', ' '):34s}{out['baseline'][k]:>14,.1f}{out['what_if'][k]:>14,.1f}")
+            return
+        if o["json"]:
+            self.stdout.write(json.dumps(r, indent=2, default=str))
+            return
         self.stdout.write(f"assessed {r['packs']:,} packs ({r['with_evidence']:,} with telemetry evidence), "
                           f"{r['anomalies']} aging faster than their cohort, in {r['seconds']:.1f} s")
         if r.get("sites"):
             self.stdout.write(f"backup outlook of {r['sites']:,} sites: {r['sites_short_now']:,} short of their required hours now, "
-                              f"{r['sites_short_within_5y_p50']:,} within five years (P50)")
+                              f"{r['sites_short_within_5y_p50']:,} within five years (P50); "
+                              f"{r['retiring_5y_p50']:,.0f} packs retire within five years (P10-P90 {r['retiring_5y_p10']:,.0f}-"
+                              f"{r['retiring_5y_p90']:,.0f}), replacement {r['cost_5y_cny_p50']:,.0f} CNY (P50)")
