@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from battloop.logistics.registry_plan import run_scenario
+from battloop.logistics.registry_routes import plan_hub_routes
 from battloop.logistics.shipments import create_shipment, dispatch, receive
 from battloop.registry.events import transition
 
@@ -59,7 +60,8 @@ def make_triaged(tmp_path, n_packs=30, class_of=lambda i: "A", owners=None):
 
 
 def build_logistics_world(tmp_path):
-    """ctc's sites (and cmcc's SZ1) with triaged packs, a baseline and a scenario plan, two shipments
+    """ctc's sites (and cmcc's SZ1) with triaged packs, a baseline and a scenario plan, the Guangzhou hub's
+    routes on 2026-11-24, two shipments
     (ctc → brunp with a missing pack; cmcc → gem), and users of ctc, cmcc, brunp, a carrier and an auditor."""
     orgs = make_triaged(tmp_path, owners={"SZ1": "cmcc"})
     gem = Organization.objects.create(code="gem", name="GEM", kind="recycler", recycler_whitelisted=True, province="湖北省")
@@ -80,10 +82,11 @@ def build_logistics_world(tmp_path):
     create_shipment("S-CMCC-1", orgs["cmcc"], gem, ["SH3"], "SZ-1", "GEM Jingmen")
     base, _ = run_scenario("baseline")
     cheap, _ = run_scenario("cheap-hubs", ["hub_fixed_cost=1000"])
+    routes = plan_hub_routes("hub-440100", day="2026-11-24", time_limit_s=0.5)
     users = {}
     for code, role in [("ctc", "admin"), ("cmcc", "admin"), ("brunp", "recycler_operator"), ("sinotrans", "technician"),
                        ("aud", "auditor")]:
         u = get_user_model().objects.create_user(f"{code}-u", password="pw")
         Membership.objects.create(user=u, organization=Organization.objects.get(code=code), role=role)
         users[code] = u
-    return {"users": users, "base": base, "cheap": cheap}
+    return {"users": users, "base": base, "cheap": cheap, "routes": routes}

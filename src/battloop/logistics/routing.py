@@ -449,4 +449,6 @@ def plan_collection_routes(
     total_cost = float(sum(r.cost for r in routes))
     if unserved and status == "feasible":
         status = "partial"
+    elif unserved and status == "no_pickups":
+        status = "none_served"  # there were pickups, and no vehicle can take any of them
     return CollectionPlan(routes, unserved, total_km, total_cost, time.perf_counter() - t0, status)

@@ -72,9 +72,10 @@ def _route_runs(run: PlanRun, actor: access.Actor) -> list[dict]:
     for hub_id, rr in sorted(latest.items()):
         routes = []
         for r in rr.routes:
-            stops = [{**s, "shown": visible is None or s["pickup_id"] in visible} for s in r["stops"]]
+            stops = [{**s, "site": s["pickup_id"].split(":")[0], "shown": visible is None or s["pickup_id"].split(":")[0] in visible}
+                     for s in r["stops"]]
             routes.append({**r, "stops": stops, "start": _hhmm(r["start_min"]), "end": _hhmm(r["end_min"])})
-        unserved = [{**u, "shown": visible is None or u["pickup_id"] in visible} for u in rr.unserved]
+        unserved = [{**u, "shown": visible is None or u["pickup_id"].split(":")[0] in visible} for u in rr.unserved]
         out.append({"run": rr, "routes": routes, "unserved": unserved,
                     "packs": sum(p["packs"] for p in rr.pickups), "mass_kg": sum(p["mass_kg"] for p in rr.pickups)})
     return out
