@@ -1,0 +1,51 @@
+"""The health outlook page in a real browser (Debian's Chromium via Playwright, headless,
+no network): the retirement chart draws, the site table and KPIs match the stored outlook."""
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Chromium is not installed (apt-get install chromium)")
+
+
+def test_outlook_page_in_chromium(live_server, transactional_db, demo_instance):
+    from playwright.sync_api import sync_playwright
+
+    from battloop.health.records import SiteBackupOutlook
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    demo_instance(30, seed=31)
+    call_command("assess")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+        offsite = []
+        page.on("request", lambda r: offsite.append(r.url) if not r.url.startswith(("http://localhost", "http://127.0.0.1", "data:", "blob:")) else None)
+        page.goto(f"{live_server.url}/login/")
+        page.fill("input[name=username]", "demo")
+        page.fill("input[name=password]", "battloop-demo")
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r"/$"))
+        page.click("nav >> text=Outlook")
+        page.wait_for_selector("#chart-retire canvas", timeout=15000)
+        page.screenshot(path=str(ARTIFACTS / "health-outlook.png"), full_page=True)
+        from battloop.web import access
+        from django.contrib.auth import get_user_model
+
+        actor = access.actor_for_user(get_user_model().objects.get(username="demo"))
+        visible = SiteBackupOutlook.objects.filter(site__in=access.sites_for(actor))
+        assert page.inner_text("#kpi-short-now").strip() == str(visible.filter(meets_now=False).count())
+        rows = page.locator("#site-table tr").count() - 1
+        assert rows == min(visible.count(), 50)
+        browser.close()
+    assert not offsite, f"the page fetched from outside: {offsite[:5]}"
