@@ -185,3 +185,23 @@ def route_run_to_json(rr: CollectionRouteRun) -> dict:
             "total_distance_km": round(rr.total_distance_km, 3), "total_cost": round(rr.total_cost, 2),
             "seconds": round(rr.seconds, 3), "vehicles": rr.vehicles, "settings": rr.settings, "pickups": rr.pickups,
             "routes": rr.routes, "unserved": rr.unserved}
+
+
+def plan_with_busiest_hub_routes(*, created_by: str = "demo", time_limit_s: float = 3.0) -> dict | None:
+    """The baseline plan, stored, and the collection routes of its busiest hub (today, default fleet).
+
+    Returns None when nothing is triaged to move; ``routes_error`` says why there are no routes.
+    """
+    from .registry_plan import run_scenario
+
+    run, info = run_scenario(created_by=created_by)
+    if run is None:
+        return None
+    out = {"run": run, "info": info, "routes": None, "routes_error": None}
+    if run.has_plan and run.opened_hubs:
+        busiest = run.opened_hubs[0]["hub_id"]  # stored by throughput, largest first
+        try:
+            out["routes"] = plan_hub_routes(busiest, time_limit_s=time_limit_s)
+        except RoutesError as exc:
+            out["routes_error"] = str(exc)
+    return out

@@ -57,12 +57,20 @@ class Command(BaseCommand):
             tri = triage_run(load_policy("default"), actor="demo")
             console.print(f"  triage: {tri['packs']:,} flagged or stored packs routed: "
                           + ", ".join(f"{k} {v}" for k, v in tri["routes"].items() if v))
-            from battloop.logistics.registry_plan import plan
+            from battloop.logistics.registry_routes import plan_with_busiest_hub_routes
 
-            result, info = plan()
-            if result is not None:
+            t0 = time.perf_counter()
+            lg = plan_with_busiest_hub_routes(created_by="demo")
+            if lg is not None:
+                run, info, rr = lg["run"], lg["info"], lg["routes"]
                 console.print(f"  logistics: {info['tonnes']} t to move from {info['sources']} sites; "
-                              f"{len(result.opened_hubs)} consolidation hub(s) opened, status {result.status}")
+                              f"{len(run.opened_hubs)} consolidation hub(s) opened, status {run.status} (plan run {run.pk})"
+                              + (f"; {run.message}" if not run.has_plan else ""))
+                if rr is not None:
+                    console.print(f"  collection routes at {rr.hub_id}: {len(rr.routes)} truck(s), {rr.total_distance_km:,.0f} km, "
+                                  f"{len(rr.unserved)} pickup(s) not collected ({time.perf_counter() - t0:.1f} s)")
+                elif lg["routes_error"]:
+                    console.print(f"  collection routes: {lg['routes_error']}")
         for title, rows in summary().items():
             table = Table(title=f"packs by {title}", show_header=False)
             for key, n in rows:
