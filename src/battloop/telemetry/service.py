@@ -145,4 +145,8 @@ def evaluate_alarms(latest: pa.Table, ids: dict[str, int], now: dt.datetime | No
             before[key].delete()
             append_event(pack, PackEvent.Kind.ALARM, "telemetry", None, {"alarm": ch["code"], "status": "cleared"}, occurred_at=now)
             cleared += 1
+    if changes:  # packs already triaged are re-evaluated on their new alarm history
+        from battloop.triage.registry_triage import retriage_after_alarms
+
+        retriage_after_alarms(changes)
     return opened, cleared

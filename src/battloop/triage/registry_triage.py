@@ -232,3 +232,35 @@ def compare_with_current(new: Policy, packs=None, against: str = "current") -> d
     packs = packs if packs is not None else Pack.objects.filter(state__in=[s.value for s in DEFAULT_STATES])
     old = current_policy() if against == "current" else load_policy(against)
     return compare(new, old, build_dossiers(packs))
+
+
+def retriage_after_assessment(packs) -> dict:
+    """Hook at the end of ``battloop assess``: packs already triaged (a flagged pack, a
+    redeployed one back under monitoring) are re-evaluated on their new health assessment.
+    Each decision's trigger carries the SOH band it was assessed at."""
+    from battloop.health.records import HealthAssessment
+
+    ids = [p.pk if isinstance(p, Pack) else p for p in packs]
+    decided = set(TriageDecision.objects.filter(current=True, pack_id__in=ids,
+                                                pack__state__in=[s.value for s in DEFAULT_STATES]).values_list("pack_id", flat=True))
+    if not decided:
+        return {"packs": 0, "routes": {}, "changed": 0, "policy": None, "moves": [], "reason": "health assessment"}
+    evidence = {serial: {"evidence": "health_assessment", "soh_p10_pct": p10, "soh_p50_pct": p50, "soh_p90_pct": p90,
+                         "assessed_at": at.isoformat()}
+                for serial, p10, p50, p90, at in HealthAssessment.objects.filter(pack_id__in=decided).values_list(
+                    "pack__serial", "soh_p10_pct", "soh_p50_pct", "soh_p90_pct", "assessed_at")}
+    return retriage(Pack.objects.filter(pk__in=decided), "health assessment", evidence=evidence, actor="health")
+
+
+def retriage_after_alarms(changes: list[dict]) -> dict:
+    """Hook at the end of the telemetry's alarm evaluation: packs already triaged whose
+    alarms opened or cleared are re-evaluated (alarm history and the anti-theft lock are
+    dossier fields). ``changes`` are the alarm transitions: {pack_serial, code, event}."""
+    evidence: dict[str, dict] = {}
+    for ch in changes:
+        e = evidence.setdefault(ch["pack_serial"], {"evidence": "alarm", "alarms": []})
+        e["alarms"].append({"alarm": ch["code"], "status": "open" if ch["event"] == "open" else "cleared"})
+    if not evidence:
+        return {"packs": 0, "routes": {}, "changed": 0, "policy": None, "moves": [], "reason": "alarms"}
+    return retriage(Pack.objects.filter(serial__in=list(evidence)), "alarm opened or cleared", evidence=evidence,
+                    actor="telemetry")
