@@ -132,3 +132,14 @@ def test_nothing_to_move_stores_nothing(db, capsys):
     call_command("plan")
     assert "nothing to move" in capsys.readouterr().out
     assert not PlanRun.objects.exists()
+
+
+def test_time_limit_before_any_plan_is_stored_with_status_and_bound(triaged, capsys):
+    with pytest.raises(CommandError) as e:
+        call_command("plan", "--scenario", "rushed", "--time-limit", "0.000000001", "--json")
+    assert "time_limit_no_incumbent" in str(e.value) and "no feasible plan found" in str(e.value)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "time_limit_no_incumbent" and doc["objective"] is None and doc["opened_hubs"] == []
+    assert "proven lower bound on cost" in doc["message"]
+    run = PlanRun.objects.get(scenario="rushed")
+    assert run.status == "time_limit_no_incumbent" and not run.has_plan and run.model_size["columns"] > 0

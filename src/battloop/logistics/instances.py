@@ -153,7 +153,7 @@ def _check_positive(path: Path, arr: np.ndarray, lines: list[int], what: str) ->
     if bad.size:
         k = int(bad[0])
         raise InstanceFormatError(
-            path, lines[k], f"{what} {k + 1} is {arr[k]:g}; {what}s must be positive",
+            path, lines[k], f"{what} {k + 1} is {arr[k]:g}; it must be positive (remove the candidate instead of giving it no capacity)",
         )
 
 
