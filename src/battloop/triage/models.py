@@ -3,7 +3,7 @@
 from django.db import models
 from django.utils import timezone
 
-from battloop.registry.models import ImportBatch, Pack, PackEvent
+from battloop.registry.models import ImportBatch, Organization, Pack, PackEvent, Site
 
 
 class PolicyVersion(models.Model):
@@ -94,3 +94,28 @@ class BenchResult(models.Model):
     @property
     def findings(self) -> list[str]:
         return sorted(k for k, v in (self.visual or {}).items() if v)
+
+
+class Redeployment(models.Model):
+    """A pack put into a second-life application (DOMAIN.md §2 ``second_life_ready →
+    redeployed``, §4 second-life warranty): where, by whom, from when, on which warranty
+    terms, and the pack's SOH and cycle counter at the start (the baselines the warranty is
+    judged against). Created from the ``redeployed`` transition event."""
+
+    pack = models.ForeignKey(Pack, on_delete=models.PROTECT, related_name="redeployments")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, null=True, related_name="+")
+    demand_id = models.CharField(max_length=64, blank=True, help_text="the second-life demand it serves, if matched")
+    integrator = models.ForeignKey(Organization, on_delete=models.PROTECT, null=True, related_name="+")
+    start_date = models.DateField()
+    warranty_text = models.CharField(max_length=200, blank=True, help_text='e.g. "2 years or 1,000 cycles to 70%"')
+    warranty_years = models.FloatField(null=True)
+    warranty_cycles = models.PositiveIntegerField(null=True)
+    warranty_end_soh_pct = models.FloatField(null=True, help_text="residual capacity the warranty guarantees")
+    baseline_soh_pct = models.FloatField(null=True)
+    baseline_soh_source = models.CharField(max_length=16, blank=True)  # bench | health
+    baseline_cycle_count = models.PositiveIntegerField(null=True)
+    event = models.OneToOneField(PackEvent, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-start_date", "-id"]

@@ -90,6 +90,20 @@ class Command(BaseCommand):
         gr.add_argument("--actor", default="bench", help="with --store: who records the results")
         gr.add_argument("--json", action="store_true")
 
+        rd = sub.add_parser("redeploy", help="put a triaged pack routed to reuse into second life, with its warranty")
+        rd.add_argument("serial")
+        rd.add_argument("--site", required=True, help="site code of the second-life application")
+        rd.add_argument("--warranty", required=True, help='warranty terms, e.g. "2 years or 1,000 cycles to 70%%"')
+        rd.add_argument("--integrator", required=True, help="code of the organization installing it")
+        rd.add_argument("--demand", default="", help="the second-life demand it serves (matching's demand_id)")
+        rd.add_argument("--start", help="start date YYYY-MM-DD (default today)")
+        rd.add_argument("--actor", default="cli")
+        rd.add_argument("--json", action="store_true")
+
+        wr = sub.add_parser("warranties", help="warranty status of every redeployed pack")
+        wr.add_argument("--as-of", help="judge on this date YYYY-MM-DD (default today)")
+        wr.add_argument("--json", action="store_true")
+
         mt = sub.add_parser("match", help="group graded packs into strings and assign them to second-life demand")
         mt.add_argument("--supply", required=True, help="CSV: serial, outlet, lat, lon, chemistry, soh_pct, "
                                                         "capacity_ah, ir_mohm, nominal_voltage_v")
@@ -271,6 +285,50 @@ class Command(BaseCommand):
         self.stdout.write(f"re-triaged {out['retriaged']} packs; {len(moves)} changed route")
         for m in moves:
             self.stdout.write(f"  {m['serial']}: {m['from']} → {m['to']}")
+
+    def _redeploy(self, o):
+        import datetime as dt
+
+        from battloop.triage.warranty import RedeployError, redeploy, warranty_status
+
+        try:
+            start = dt.date.fromisoformat(o["start"]) if o["start"] else None
+        except ValueError:
+            raise CommandError(f"--start {o['start']!r} is not a date (YYYY-MM-DD)") from None
+        try:
+            r = redeploy(o["serial"], site_code=o["site"], integrator=o["integrator"], warranty=o["warranty"],
+                         demand_id=o["demand"], start_date=start, actor=o["actor"])
+        except RedeployError as exc:
+            raise CommandError(str(exc)) from None
+        status = warranty_status(r)
+        if o["json"]:
+            return self._emit(status)
+        base = "—" if r.baseline_soh_pct is None else f"{r.baseline_soh_pct:.1f}% ({r.baseline_soh_source})"
+        self.stdout.write(f"{r.pack.serial} redeployed at {status['site']} from {r.start_date} by {status['integrator']}; "
+                          f"warranty \"{r.warranty_text}\"; baseline SOH {base}")
+
+    def _warranties(self, o):
+        import datetime as dt
+
+        from battloop.triage.warranty import warranty_report
+
+        try:
+            as_of = dt.date.fromisoformat(o["as_of"]) if o["as_of"] else None
+        except ValueError:
+            raise CommandError(f"--as-of {o['as_of']!r} is not a date (YYYY-MM-DD)") from None
+        rows = warranty_report(as_of)
+        if o["json"]:
+            return self._emit(rows)
+        if not rows:
+            self.stdout.write("no redeployed packs")
+            return
+        counts = pd.Series([r["status"] for r in rows]).value_counts().to_dict()
+        self.stdout.write(f"{len(rows)} redeployed packs: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        for r in rows:
+            soh = "—" if r["soh_pct"] is None else f"{r['soh_pct']:.1f}% ({r['soh_source']})"
+            cyc = "—" if r["cycles_since_start"] is None else str(r["cycles_since_start"])
+            self.stdout.write(f"  {r['serial']:<20} {r['status']:<15} since {r['start_date']} at {r['site']}; "
+                              f"\"{r['warranty']}\"; SOH {soh}; cycles {cyc}")
 
     def _match(self, o):
         settings = MatchSettings(string_packs=o["string_packs"], max_capacity_spread_pct=o["max_capacity_spread_pct"],
