@@ -147,3 +147,21 @@ def test_scenario_knobs_without_what_if_are_refused(demo_instance):
     demo_instance(5, seed=4)
     with pytest.raises(CommandError, match="--what-if"):
         call_command("assess", "--temp-offset-c", "-5")
+
+
+def test_assess_flags_the_fast_aging_pack_with_its_evidence(demo_instance):
+    import datetime as dt
+
+    fleet = demo_instance(40, seed=23)
+    # the fixture does not hand back the faults: simulate again (same seed, same world) to learn them
+    from battloop.demo.world import simulate
+
+    sites = {s["code"]: s for s in fleet.sites}
+    models = {m["code"]: m for m in fleet.models}
+    _, faults = simulate(fleet.packs, sites, models, dt.date(2026, 11, 1), seed=23)
+    assert faults.fast_aging_pack
+    call_command("assess")
+    flagged = dict(HealthAssessment.objects.exclude(anomaly="").values_list("pack__serial", "anomaly"))
+    assert faults.fast_aging_pack in flagged
+    assert "cohort" in flagged[faults.fast_aging_pack]
+    assert len(flagged) <= 3  # the cell-to-cell spread alone is not an anomaly

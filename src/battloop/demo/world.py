@@ -16,7 +16,8 @@ Per pack and day (one daily-summary reading, as an FSU/NMS export gives):
 
 Injected faults so the alarms have something to find: a hot cabinet (one site's
 cooling failed two weeks ago: ≈48 °C), a cell imbalance (one pack's cell spread grows), a
-swapped serial (one pack reports its neighbour's serial for a day). And a few detailed
+swapped serial (one pack reports its neighbour's serial for a day), a fast-aging pack (a
+bad cell lot: 2.5x its cohort's aging rate, among packs in service for 4+ years). And a few detailed
 outage days at 1-minute resolution.
 """
 
@@ -40,6 +41,7 @@ class Faults:
     hot_site: str | None
     imbalanced_pack: str | None
     swapped: tuple[str, str] | None
+    fast_aging_pack: str | None = None
 
 
 def simulate(packs: list[dict], sites: dict[str, dict], models: dict[str, dict], today: dt.date, seed: int = 7,
@@ -57,6 +59,10 @@ def simulate(packs: list[dict], sites: dict[str, dict], models: dict[str, dict],
         by_site.setdefault(p["site"], []).append(p)
     pair_site = next((s for s, ps in by_site.items() if len(ps) >= 2 and s != hot_site), None)
     swapped = (by_site[pair_site][0]["serial"], by_site[pair_site][1]["serial"]) if pair_site else None
+    # drawn from its own stream so the other packs' histories stay as they were for a seed
+    seasoned = sorted(p["serial"] for p in live if (today - dt.date.fromisoformat(p["install_date"])).days >= 4 * 365
+                      and p["serial"] != imbalanced)
+    fast = seasoned[int(np.random.default_rng(seed + 2000).integers(len(seasoned)))] if seasoned else None
 
     out: dict[str, list] = {k: [] for k in ("ts", "pack_serial", "site_code", "slot", "source", "voltage_v", "current_a", "soc_pct", "soh_pct",
                                             "remaining_ah", "full_ah", "cycle_count", "temp_min_c", "temp_max_c", "cell_v_min", "cell_v_max")}
@@ -93,6 +99,7 @@ def simulate(packs: list[dict], sites: dict[str, dict], models: dict[str, dict],
         dod = np.clip(hours * load_kw / site_kwh, 0.0, 0.9)
         efc = dod * outages
         multiplier = rng.lognormal(0.0, 0.12, (len(group), 1))
+        multiplier[[p["serial"] == fast for p in group]] *= 2.5
         # The cabinet, not the cell core, is what we know; the cells float a bit warmer.
         res = simulate_aging(chemistry, np.clip(temp + 2.0, -40, 80), soc_mean=0.97, efc_per_step=efc,
                              dod=np.where(dod > 0, dod, 0.5), degradation_multiplier=multiplier, pack_factor=PACK_FACTOR)
@@ -137,7 +144,7 @@ def simulate(packs: list[dict], sites: dict[str, dict], models: dict[str, dict],
             out["cell_v_min"].extend(np.round(v_cell - spread / 2, 3))
             out["cell_v_max"].extend(np.round(v_cell + spread / 2, 3))
     table = pa.table({"ts": pa.array(out["ts"], pa.timestamp("us", tz="UTC")), **{k: v for k, v in out.items() if k != "ts"}})
-    return table, Faults(hot_site, imbalanced, swapped)
+    return table, Faults(hot_site, imbalanced, swapped, fast)
 
 
 def outage_day_minutes(serial: str, site: str, day: dt.date, rated_ah: float, cells: int, load_a: float, hours: float,
