@@ -1,7 +1,7 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from . import views, views_health, views_logistics
+from . import views, views_health, views_logistics, views_triage
 
 app_name = "web"
 
@@ -19,7 +19,7 @@ urlpatterns = [
     path("imports/<int:job_id>/", views.import_detail, name="import_detail"),
     path("imports/<int:job_id>/quarantine.csv", views.import_quarantine, name="import_quarantine"),
     path("outlook/", views_health.health_outlook, name="outlook"),
-    path("triage/", views.triage_queue, name="triage"),
+    path("triage/", views_triage.triage_queue, name="triage"),
     path("logistics/", views_logistics.plan_page, name="logistics"),
     path("logistics/shipments/<str:code>/", views_logistics.shipment_detail, name="logistics_shipment"),
     path("audit/", views.audit_log, name="audit"),

@@ -306,21 +306,3 @@ def tokens(request):
                    detail={"role": role, "days": days})
     rows = ApiToken.objects.filter(organization=actor.organization).order_by("-created_at")
     return render(request, "web/tokens.html", {"tokens": rows, "new_token": new_token, "roles": Role.choices})
-
-
-@member_required
-def triage_queue(request):
-    """Packs by their current triage route, with the rules that decided and the KPIs."""
-    from battloop.triage.models import TriageDecision
-    from battloop.triage.policy import ROUTES
-
-    route = request.GET.get("route", "")
-    qs = TriageDecision.objects.filter(current=True, pack__in=access.packs_for(request.actor).values("id")).select_related("pack", "policy")
-    counts = dict(qs.values_list("route").annotate(n=Count("id")))
-    if route:
-        qs = qs.filter(route=route)
-    page = Paginator(qs.order_by("route", "pack__serial"), 50).get_page(request.GET.get("page"))
-    total = sum(counts.values())
-    reuse = sum(v for k, v in counts.items() if k.startswith("reuse"))
-    return render(request, "web/triage.html", {"page": page, "route": route, "routes": ROUTES, "counts": counts, "total": total,
-                                               "reuse_share": round(100 * reuse / total, 1) if total else None})

@@ -85,6 +85,21 @@ ZH = {
     "discrepancy": "存在差异", "closed": "已关闭", "missing": "缺失", "extra": "多出", "swapped": "错装", "weight": "重量不符",
     "fixed": "固定成本", "handling": "装卸", "transport_inbound": "集货运输", "transport_outbound": "干线运输", "gate_fees_net": "回收处理费（净）",
     "carbon": "碳成本", "recycle": "再生利用", "reuse": "梯次利用", "feasible": "可行", "partial": "部分完成",
+    # triage pages
+    "Triage": "分拣", "Triage queue": "分拣队列", "packs with a decision": "已有决策的电池包", "routed to reuse": "转梯次利用",
+    "rules that decided": "决定规则", "policy": "策略", "No decisions yet: run battloop triage run.": "尚无决策：运行 battloop triage run。",
+    "Triage decision": "分拣决策", "Not triaged.": "未分拣。", "continue_first_life": "继续首次使用", "reuse_ess": "梯次利用（储能）",
+    "reuse_backup": "梯次利用（备电）", "reuse_low_speed": "梯次利用（低速车）", "hold": "暂扣待检", "inspection": "检测",
+    "Second-life KPIs": "梯次利用指标", "from": "自", "to": "至", "target": "目标", "met": "已达成", "not met": "未达成",
+    "packs retired from first life": "退出首次使用的电池包", "not triaged yet": "尚未分拣", "evaluated for second life": "已做梯次利用评估",
+    "routed to recycling": "转再生利用", "of recycling received by certified recyclers": "再生利用中由白名单企业接收的比例",
+    "Retired: packs whose first removal from service falls in the period. Evaluated: their current decision routes them to reuse, or to recycling as intact (class A) packs. Certified: received by a white-listed recycler.":
+        "退役：首次退出服务发生在本期间的电池包。已评估：当前决策将其转梯次利用，或作为完好（A 类）电池包转再生利用。白名单：由白名单回收企业接收。",
+    "Current decisions": "当前决策", "triggered by": "触发原因", "Bench test": "检测台测试", "safety class": "安全等级",
+    "not judged": "未判定", "cell spread": "单体压差", "visual findings": "外观检查发现", "tested": "检测",
+    "Second-life warranty": "梯次利用质保", "terms": "条款", "at start": "起始时", "left": "剩余", "years": "年", "cycles": "次循环",
+    "active": "质保中", "expired_years": "已到期（年限）", "expired_cycles": "已到期（循环次数）", "claim": "可索赔", "no_terms": "无质保条款",
+    "The period starts after it ends; showing the 365 days up to its end.": "起始日期晚于结束日期；显示截至结束日期的 365 天。",
 }
 
 

@@ -104,6 +104,12 @@ class Command(BaseCommand):
         wr.add_argument("--as-of", help="judge on this date YYYY-MM-DD (default today)")
         wr.add_argument("--json", action="store_true")
 
+        kp = sub.add_parser("kpis", help="the field's triage KPIs for a period (retired packs evaluated for second "
+                                         "life, routed to reuse and recycling, received by certified recyclers)")
+        kp.add_argument("--from", dest="date_from", help="first day YYYY-MM-DD (default: 364 days before --to)")
+        kp.add_argument("--to", dest="date_to", help="last day YYYY-MM-DD (default today)")
+        kp.add_argument("--json", action="store_true")
+
         mt = sub.add_parser("match", help="group graded packs into strings and assign them to second-life demand")
         mt.add_argument("--supply", required=True, help="CSV: serial, outlet, lat, lon, chemistry, soh_pct, "
                                                         "capacity_ah, ir_mohm, nominal_voltage_v")
@@ -329,6 +335,43 @@ class Command(BaseCommand):
             cyc = "—" if r["cycles_since_start"] is None else str(r["cycles_since_start"])
             self.stdout.write(f"  {r['serial']:<20} {r['status']:<15} since {r['start_date']} at {r['site']}; "
                               f"\"{r['warranty']}\"; SOH {soh}; cycles {cyc}")
+
+    def _kpis(self, o):
+        import datetime as dt
+
+        from battloop.triage.kpis import registry_kpis
+
+        dates = {}
+        for key, flag in (("date_from", "--from"), ("date_to", "--to")):
+            try:
+                dates[key] = dt.date.fromisoformat(o[key]) if o[key] else None
+            except ValueError:
+                raise CommandError(f"{flag} {o[key]!r} is not a date (YYYY-MM-DD)") from None
+        try:
+            k = registry_kpis(dates["date_from"], dates["date_to"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        if o["json"]:
+            return self._emit(k)
+        n = k["retired_packs"]
+
+        def share(x):
+            return "—" if x is None else f"{x:.1%}"
+
+        def met(x):
+            return "—" if x is None else "met" if x else "NOT met"
+
+        self.stdout.write(f"{k['from']} – {k['to']}: {n:,} packs retired from first life ({k['not_triaged']:,} not triaged yet)")
+        self.stdout.write(f"  evaluated for second life  {k['evaluated_for_second_life']:>8,}  "
+                          f"{share(k['evaluated_for_second_life_share'] if n else None):>7}  "
+                          f"target ≥ {k['evaluated_target']:.0%}: {met(k['evaluated_target_met'] if n else None)}")
+        self.stdout.write(f"  routed to reuse            {k['routed_to_reuse']:>8,}  {share(k['routed_to_reuse_share'] if n else None):>7}")
+        self.stdout.write(f"  routed to recycling        {k['routed_to_recycling']:>8,}  "
+                          f"{share(k['routed_to_recycling_share'] if n else None):>7}")
+        self.stdout.write(f"  … received by certified    {k['certified_recycling']:>8,}  {share(k['certified_recycling_share']):>7}  "
+                          f"of routed to recycling; target ≥ {k['certified_target']:.0%}: {met(k['certified_target_met'])}")
+        self.stdout.write(f"  received by any recycler   {k['received_by_any_recycler']:>8,}  "
+                          f"(white-listed: {k['received_by_certified_recycler']:,})")
 
     def _match(self, o):
         settings = MatchSettings(string_packs=o["string_packs"], max_capacity_spread_pct=o["max_capacity_spread_pct"],
