@@ -30,6 +30,9 @@ SITE_EOL_SOH_PCT = 80.0  # telecom end of life, DOMAIN.md §3; a per-site settin
 #: and timing, plus the 25 °C correction of YD/T 799); an assumption stated as a setting.
 BENCH_SOH_BAND_PP = 1.0
 _CLASS_ORDER = {"A": 0, "B": 1, "C": 2}
+_DOSSIER_COLUMNS = ("serial", "chemistry", "soh_pct", "soh_p10_pct", "soh_p90_pct", "ir_ratio", "safety_class", "age_years",
+                    "thermal_events", "fault_count", "anti_theft_locked", "model", "insulation_ohm_per_v", "cell_spread_mv",
+                    "cycle_count", "rul_years", "eol_soh_pct", "soh_source", "bench_result")
 
 
 def _worse_class(*classes: str | None) -> str | None:
@@ -112,8 +115,8 @@ def build_dossiers(packs) -> pd.DataFrame:
             "soh_source": source,
             "bench_result": b.pk if b is not None else None,
         })
-    if not rows:
-        return pd.DataFrame(columns=["serial"])
+    if not rows:  # no packs: an empty table with the dossier columns, so comparisons report 0 of 0
+        return validate_dossiers(pd.DataFrame(columns=_DOSSIER_COLUMNS, dtype=object), where="registry dossiers")
 
     def text(v):
         if v is None or (isinstance(v, float) and math.isnan(v)):

@@ -49,7 +49,13 @@ class Command(BaseCommand):
     help = "Triage packs: evaluate or compare policies on dossiers, grade bench results, match second-life demand."
 
     def add_arguments(self, parser):
-        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        # The short form of registry-compare: battloop triage --policy new.yaml --compare current
+        parser.add_argument("--policy", dest="top_policy", metavar="POLICY",
+                            help="with --compare and no ACTION: the new policy to compare on the registry's packs")
+        parser.add_argument("--compare", dest="top_compare", metavar="AGAINST",
+                            help="with --policy and no ACTION: the policy in force ('current', 'default' or a path)")
+        parser.add_argument("--json", dest="top_json", action="store_true", help="with --policy/--compare: print JSON")
+        sub = parser.add_subparsers(dest="action", required=False, metavar="ACTION")
 
         ev = sub.add_parser("evaluate", help="route every dossier of a CSV with a policy (no database)")
         ev.add_argument("--dossiers", required=True, help="CSV of dossiers (serial, chemistry, soh_pct, ir_ratio, "
@@ -71,6 +77,8 @@ class Command(BaseCommand):
 
         rc = sub.add_parser("registry-compare", help="what would change in the registry if --policy replaced the current one")
         rc.add_argument("--policy", required=True)
+        rc.add_argument("--against", default="current", help="the policy in force: 'current' (of the stored "
+                                                              "decisions), 'default' or a path")
         rc.add_argument("--json", action="store_true")
 
         val = sub.add_parser("validate", help="check a policy file and show its stages and identity")
@@ -124,7 +132,17 @@ class Command(BaseCommand):
         mt.add_argument("--json", action="store_true")
 
     def handle(self, *args, **opts):
-        action = opts["action"]
+        action = opts.get("action")
+        if action is None:
+            if not (opts.get("top_policy") and opts.get("top_compare")):
+                raise CommandError("give an action (evaluate, compare, run, registry-compare, validate, grade, redeploy, "
+                                   "warranties, kpis, match) or compare a policy on the registry: "
+                                   "battloop triage --policy new.yaml --compare current")
+            action = "registry-compare"
+            opts = {**opts, "policy": opts["top_policy"], "against": opts["top_compare"], "json": opts["top_json"]}
+        elif opts.get("top_policy") or opts.get("top_compare"):
+            raise CommandError(f"--policy/--compare before the action are the short form of registry-compare; "
+                               f"put them after '{action}'")
         try:
             return getattr(self, "_" + action.replace("-", "_"))(opts)
         except (PolicyError, RuleFileError) as exc:
@@ -149,14 +167,23 @@ class Command(BaseCommand):
     def _registry_compare(self, o):
         from battloop.triage.registry_triage import compare_with_current
 
-        out = compare_with_current(load_policy(o["policy"]))
+        out = compare_with_current(load_policy(o["policy"]), against=o.get("against") or "current")
         if o["json"]:
             return self._emit(out)
-        self.stdout.write(f"{out['old']} → {out['new']}: {out['changed']:,} of {out['packs']:,} packs change route")
+        self._print_comparison(out)
+
+    def _print_comparison(self, out):
+        """What would change: packs per route before → after, each move and why (the rules
+        that decided before and after, with example serials)."""
+        self.stdout.write(f"{out['old']}  →  {out['new']}: {out['changed']:,} of {out['packs']:,} packs change route")
+        for r in ROUTES:
+            b, a = out["routes_before"][r], out["routes_after"][r]
+            self.stdout.write(f"  {r:<20} {b:>8,} → {a:<8,} ({a - b:+,d})")
         for m in out["moves"]:
-            self.stdout.write(f"  {m['from']} → {m['to']}: {m['packs']:,} packs")
-            for w in m["why"][:3]:
-                self.stdout.write(f"      {w['packs']:,}: {w['old_rules']} ⇒ {w['new_rules']} (e.g. {', '.join(w['examples'])})")
+            self.stdout.write(f"{m['from']} → {m['to']}: {m['packs']:,} packs")
+            for w in m["why"]:
+                self.stdout.write(f"    {w['packs']:>6,}  was {w['old_rules']}, now {w['new_rules']} "
+                                  f"(e.g. {', '.join(w['examples'])})")
 
     def _emit(self, data, output: str | None = None):
         text = json.dumps(_jsonable(data), ensure_ascii=False, indent=None if isinstance(data, list) else 2)
@@ -215,15 +242,7 @@ class Command(BaseCommand):
         if o["json"]:
             self._emit(out)
             return
-        self.stdout.write(f"{out['old']}  →  {out['new']}: {out['changed']} of {out['packs']} packs change route")
-        for r in ROUTES:
-            b, a = out["routes_before"][r], out["routes_after"][r]
-            self.stdout.write(f"  {r:<20} {b:>8} → {a:<8} ({a - b:+d})")
-        for m in out["moves"]:
-            self.stdout.write(f"{m['from']} → {m['to']}: {m['packs']} packs")
-            for w in m["why"]:
-                self.stdout.write(f"    {w['packs']:>6}  was {w['old_rules']}, now {w['new_rules']} "
-                                  f"(e.g. {', '.join(w['examples'])})")
+        self._print_comparison(out)
 
     def _validate(self, o):
         policy = load_policy(o["policy"])
