@@ -351,11 +351,10 @@ def import_bench(path: str | Path, *, captures: Iterable[str | Path] = (), rules
     return BenchImport(report=report, stored=ctx.stored if ctx else [], retriage=ctx.retriage if ctx else [])
 
 
-def latest_bench_results(pack_ids: Iterable[int]) -> dict[int, BenchResult]:
-    """The latest bench result of each pack (by test time, then by order of storing)."""
+def latest_bench_results(pack_ids) -> dict[int, BenchResult]:
+    """The latest bench result of each pack (by test time, then by order of storing);
+    ``pack_ids`` is a subquery (``packs.values("id")``) or a list of ids."""
     latest: dict[int, BenchResult] = {}
-    ids = list(pack_ids)
-    for i in range(0, len(ids), 2000):
-        for r in BenchResult.objects.filter(pack_id__in=ids[i:i + 2000]).order_by("pack_id", "-tested_at", "-id"):
-            latest.setdefault(r.pack_id, r)
+    for r in BenchResult.objects.filter(pack_id__in=pack_ids).order_by("pack_id", "-tested_at", "-id").iterator(chunk_size=5000):
+        latest.setdefault(r.pack_id, r)
     return latest

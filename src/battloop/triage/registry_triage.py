@@ -61,14 +61,16 @@ def build_dossiers(packs) -> pd.DataFrame:
 
     from .bench import latest_bench_results
 
+    # The pack set goes into the other queries as a subquery, not as a list of ids: a list
+    # of a million ids exceeds what SQLite and PostgreSQL accept as query parameters.
+    chosen = packs.values("id")
     packs = list(packs.select_related("model", "health", "latest_reading"))
-    ids = [p.id for p in packs]
-    alarm_counts = dict(PackEvent.objects.filter(pack_id__in=ids, kind="alarm", payload__status="open")
+    alarm_counts = dict(PackEvent.objects.filter(pack_id__in=chosen, kind="alarm", payload__status="open")
                         .values_list("pack_id").annotate(n=Count("id")))
-    thermal = dict(PackEvent.objects.filter(pack_id__in=ids, kind="alarm", payload__status="open",
+    thermal = dict(PackEvent.objects.filter(pack_id__in=chosen, kind="alarm", payload__status="open",
                                             payload__alarm="over_temperature").values_list("pack_id").annotate(n=Count("id")))
-    locked = dict(ActiveAlarm.objects.filter(pack_id__in=ids, code="anti_theft_locked").values_list("pack_id", "opened_at"))
-    bench = latest_bench_results(ids)
+    locked = dict(ActiveAlarm.objects.filter(pack_id__in=chosen, code="anti_theft_locked").values_list("pack_id", "opened_at"))
+    bench = latest_bench_results(chosen)
     today = timezone.localdate()
     rows = []
     for p in packs:
@@ -170,13 +172,14 @@ def run(policy: Policy, packs=None, actor: str = "triage", *, trigger: dict | No
     decisions = evaluate(policy, dossiers)
     pv = _policy_version(policy)
     now = timezone.now()
-    by_serial = {p.serial: p for p in Pack.objects.filter(serial__in=list(dossiers["serial"]))}
-    previous = dict(TriageDecision.objects.filter(pack__in=by_serial.values(), current=True).values_list("pack__serial", "route"))
+    by_serial = {p.serial: p for p in packs}
+    chosen = packs.values("id")  # a subquery, whatever the number of packs
+    previous = dict(TriageDecision.objects.filter(pack_id__in=chosen, current=True).values_list("pack__serial", "route"))
     routes = decisions.routes
     changed = 0
     moves = []
     with transaction.atomic():
-        TriageDecision.objects.filter(pack__in=by_serial.values(), current=True).update(current=False)
+        TriageDecision.objects.filter(pack_id__in=chosen, current=True).update(current=False)
         stored = []
         for i, serial in enumerate(decisions.serials):
             pack = by_serial[serial]
@@ -240,19 +243,26 @@ def compare_with_current(new: Policy, packs=None, against: str = "current") -> d
 def retriage_after_assessment(packs) -> dict:
     """Hook at the end of ``battloop assess``: packs already triaged (a flagged pack, a
     redeployed one back under monitoring) are re-evaluated on their new health assessment.
-    Each decision's trigger carries the SOH band it was assessed at."""
+    Each decision's trigger carries the SOH band it was assessed at.
+
+    ``packs`` are the packs just assessed. An assessment run replaces the assessment of
+    every pack in service, so the packs concerned are found in the database (flagged or
+    redeployed, assessed, with a current decision) rather than by a list of ids that a
+    large fleet would overflow."""
     from battloop.health.records import HealthAssessment
 
-    ids = [p.pk if isinstance(p, Pack) else p for p in packs]
-    decided = set(TriageDecision.objects.filter(current=True, pack_id__in=ids,
-                                                pack__state__in=[s.value for s in DEFAULT_STATES]).values_list("pack_id", flat=True))
-    if not decided:
+    if not packs:
         return {"packs": 0, "routes": {}, "changed": 0, "policy": None, "moves": [], "reason": "health assessment"}
+    assessed_states = [State.FLAGGED.value, State.REDEPLOYED.value]  # the triage states assess covers
+    concerned = Pack.objects.filter(state__in=assessed_states, health__isnull=False,
+                                    pk__in=TriageDecision.objects.filter(current=True).values("pack_id"))
     evidence = {serial: {"evidence": "health_assessment", "soh_p10_pct": p10, "soh_p50_pct": p50, "soh_p90_pct": p90,
                          "assessed_at": at.isoformat()}
-                for serial, p10, p50, p90, at in HealthAssessment.objects.filter(pack_id__in=decided).values_list(
+                for serial, p10, p50, p90, at in HealthAssessment.objects.filter(pack__in=concerned).values_list(
                     "pack__serial", "soh_p10_pct", "soh_p50_pct", "soh_p90_pct", "assessed_at")}
-    return retriage(Pack.objects.filter(pk__in=decided), "health assessment", evidence=evidence, actor="health")
+    if not evidence:
+        return {"packs": 0, "routes": {}, "changed": 0, "policy": None, "moves": [], "reason": "health assessment"}
+    return retriage(concerned, "health assessment", evidence=evidence, actor="health")
 
 
 def retriage_after_alarms(changes: list[dict]) -> dict:
