@@ -146,3 +146,26 @@ def test_registry_checks_and_whole_file_errors(world, tmp_path):
     with pytest.raises(CommandError, match=r"unknown column 'leakge' \(did you mean 'leakage'\?\)"):
         call_command("triage", "grade", "--bench", str(bad), "--store")
     assert not BenchResult.objects.filter(pack__serial="B3").exists()
+
+
+def test_bench_capture_fills_bms_history(db, tmp_path):
+    import os
+    from pathlib import Path
+
+    shared = Path(os.environ.get("BATTLOOP_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+    capture = shared / "telemetry" / "pylontech_console" / "US"
+    build(tmp_path, serials=("Pxxxxxxxxxxxxxx8", "Pxxxxxxxxxxxxxx7"), nmc=())
+    p = tmp_path / "bench-us.csv"
+    p.write_text("serial,capacity_ah,visual_ok,fault_count\nPxxxxxxxxxxxxxx8,70,true,\nPxxxxxxxxxxxxxx7,68,true,5\n")
+    done = import_bench(p, captures=[capture])
+    assert done.report.applied == 2
+    r8 = BenchResult.objects.get(pack__serial="Pxxxxxxxxxxxxxx8")
+    r7 = BenchResult.objects.get(pack__serial="Pxxxxxxxxxxxxxx7")
+    # the console's stat counters (module 3: 685 cycles, 81 protections, no faults)
+    assert r8.cycle_count == 685 and r8.protection_count == 81 and r8.fault_count == 0 and r8.safety_class == "A"
+    # the sheet wins where it has a value: 5 faults recorded at the bench → class B
+    assert r7.cycle_count == 656 and r7.fault_count == 5 and r7.safety_class == "B"
+    # the same sheet without the capture is another reading of the pack: not a no-op
+    again = import_bench(p)
+    assert again.report.status == "applied" and again.report.applied == 2
+    assert BenchResult.objects.filter(pack__serial="Pxxxxxxxxxxxxxx8").first().cycle_count is None
