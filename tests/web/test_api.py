@@ -35,6 +35,17 @@ def test_problem_details_name_the_field(client, world):
     assert "cannot go from 'installed' to 'recycled'" in r.json()["detail"] and "flagged" in r.json()["detail"]
 
 
+def test_nul_byte_in_a_query_parameter_is_bad_input(client, world):
+    # PostgreSQL text cannot hold U+0000: refused up front, naming the parameter, never a 500
+    tok = world["tokens"][("op1", "admin")]
+    r = client.get("/api/v1/packs?state=in%00stock&limit=5", **bearer(tok))
+    assert r.status_code == 400 and r["Content-Type"] == "application/problem+json"
+    assert r.json()["errors"] == [{"field": "state", "message": "contains a NUL byte"}]
+    client.force_login(world["users"][("op1", "admin")])
+    r = client.get("/packs/?q=P1%00")
+    assert r.status_code == 400 and "NUL" in r.content.decode()
+
+
 def test_transition_then_timeline(client, world):
     tok = world["tokens"][("op1", "technician")]
     r = client.post("/api/v1/packs/P1A/transitions", json.dumps({"state": "removed", "evidence": {"reason": "end of life"}}),

@@ -84,3 +84,28 @@ def install(api) -> None:
     def _500(request, exc):
         log.exception("unhandled error on %s", request.path)
         return problem(request, 500, "Internal error", "the server could not complete the request; it has been logged")
+
+
+class RejectNulBytesMiddleware:
+    """Refuse query parameters holding NUL bytes before they reach a view.
+
+    PostgreSQL text cannot hold U+0000, so such a value would fail deep in a query as a
+    server error; it is bad input and gets a 400 that names the parameter (problem+json on
+    the API). Form fields are covered by Django's own ProhibitNullCharactersValidator.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        for key, values in request.GET.lists():
+            if "\x00" in key or any("\x00" in v for v in values):
+                name = key.replace("\x00", "\\0")
+                detail = f"query parameter {name!r} contains a NUL byte (U+0000), which no field accepts"
+                if request.path.startswith("/api/"):
+                    return problem(request, 400, "Invalid request", detail, [{"field": name, "message": "contains a NUL byte"}],
+                                   "invalid-request")
+                from django.http import HttpResponseBadRequest
+
+                return HttpResponseBadRequest(detail, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
