@@ -57,6 +57,10 @@ ZH = {
     "earliest failing pack": "最早失效电池包", "load unknown": "负载未知", "now": "当前", "No sites.": "无站点。",
     "page %(n)s of %(total)s": "第 %(n)s / %(total)s 页", "Packs aging faster than their cohort": "老化快于同批次的电池包",
     "evidence": "依据", "No pack ages credibly faster than its cohort.": "没有电池包可信地老化快于同批次。",
+    # pack page health block
+    "Health": "健康", "Not assessed yet.": "尚未评估。", "Open alarms": "未关闭告警", "aging rate": "老化速率",
+    "below 70 %%": "低于 70 %%", "below 80 %%": "低于 80 %%", "initial": "初始", "resistance": "内阻", "since": "自",
+    "none_served": "无法服务",
     # dynamic values
     "manufactured ": "已生产", "in_stock": "库存", "installed ": "在网", "flagged ": "预警", "removed": "已拆除", "in_storage": "入库存储",
     "triaged": "已分拣", "second_life_ready": "待梯次利用", "redeployed": "梯次再利用", "recycling_ready": "待回收", "shipped": "已发运",
