@@ -68,3 +68,24 @@ def test_anomalies_flag_only_credibly_fast_packs():
     df = aging_anomalies(mu, sd, cohort_mean=0.0, cohort_sd=0.2, pack_ids=["p0", "p1", "p2", "p3"])
     assert list(df.pack) == ["p2"]
     assert "cohort median" in df.reason[0] and df.rate_multiplier[0] == pytest.approx(np.e)
+
+
+def test_fleet_backup_outlook_dates_the_first_shortfall_per_quantile():
+    from battloop.health.outlook import OutlookInputError, fleet_backup_outlook, pack_energy_wh
+
+    months = 24
+    soh = np.linspace(1.0, 0.7, months + 1)  # one pack per site, fading linearly
+    e = pack_energy_wh(np.stack([soh - 0.05, soh, soh + 0.05]), 100.0, 48.0)  # (3, t)
+    site = np.stack([e, e, e])  # three sites, same packs
+    load = np.array([1000.0, 1000.0, np.nan])
+    required = np.array([3.5, 5.0, 3.5])
+    out = fleet_backup_outlook(site, load, required)
+    hours = 48 * 100 * soh * 0.9 * 0.95 / 1000
+    assert out.hours[0, 1] == pytest.approx(hours)
+    expect = np.argmax(hours < 3.5)
+    assert out.first_short_month[0, 1] == expect
+    assert out.first_short_month[0, 0] < expect < out.first_short_month[0, 2]  # P10 falls short first
+    assert out.first_short_month[1, 1] == 0 and not out.meets_now[1]  # 4.1 h < 5 h: short now
+    assert np.isnan(out.hours[2]).all() and np.isinf(out.first_short_month[2]).all()  # unknown load: no statement
+    with pytest.raises(OutlookInputError, match="one value per site"):
+        fleet_backup_outlook(site, load[:2], required)

@@ -42,6 +42,10 @@ FIRST_LIFE = ("installed", "flagged")
 #: Outage discharges per year when a pack's own cycle counter says nothing (DOMAIN.md §3: 12 a year at
 #: 50 % DOD barely matter for float-charged LFP, but more frequent outages do).
 DEFAULT_OUTAGES_PER_YEAR = 12.0
+#: Months ahead at which site backup energy is kept: monthly for five years, yearly after,
+#: so that a country-scale fleet (millions of sites) holds ~70 values per site and quantile
+#: instead of 181. A site falling short after year five is dated to the year.
+OUTLOOK_MONTHS = np.r_[0:61, 72:HORIZON_MONTHS + 1:12]
 
 
 def _outages_per_year(p, today) -> float:
@@ -103,7 +107,7 @@ def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None,
     site_ids = sorted({p.site_id for p in packs})
     site_row = {sid: i for i, sid in enumerate(site_ids)}
     # usable energy of every site's packs: P10/P50/P90 now (index 0) and each month ahead
-    site_energy = np.zeros((len(site_ids), 3, 1 + HORIZON_MONTHS), dtype=np.float64)
+    site_energy = np.zeros((len(site_ids), 3, OUTLOOK_MONTHS.size), dtype=np.float32)
     retire_months, retire_packs = [], []
     evidence = _monthly_bms_soh([p.serial for p in packs])
     stored = 0
@@ -149,7 +153,7 @@ def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None,
         # backup energy of each pack, summed per site
         rated = np.array([p.model.rated_capacity_ah for p in group])
         volts = np.array([p.model.nominal_voltage_v for p in group])
-        soh_path = np.concatenate([soh_now[:, :, None], fc.soh], axis=-1)  # (3, n, 1 + H)
+        soh_path = np.concatenate([soh_now[:, :, None], fc.soh], axis=-1)[:, :, OUTLOOK_MONTHS]  # (3, n, months kept)
         energy = pack_energy_wh(soh_path, rated[None, :, None], volts[None, :, None])
         np.add.at(site_energy, np.array([site_row[p.site_id] for p in group]), np.moveaxis(energy, 0, 1))
         first_life = np.array([p.state in FIRST_LIFE for p in group])
@@ -217,8 +221,12 @@ def _store_outlook(today, now, price, results, site_ids, site_energy, retire_mon
     def month_date(m):
         return None if not math.isfinite(m) else today + dt.timedelta(days=int(round(m * DAYS_PER_MONTH)))
 
+    def short_date(i, q):
+        k = fb.first_short_month[i, q]  # an index into OUTLOOK_MONTHS
+        return None if not math.isfinite(k) else month_date(float(OUTLOOK_MONTHS[int(k)]))
+
     def hours(i, q, month):
-        v = fb.hours[i, q, min(month, fb.hours.shape[-1] - 1)]
+        v = fb.hours[i, q, int(np.searchsorted(OUTLOOK_MONTHS, month))]
         return None if not math.isfinite(v) else round(float(v), 3)
 
     rows = []
@@ -230,8 +238,7 @@ def _store_outlook(today, now, price, results, site_ids, site_energy, retire_mon
             hours_now_p10=hours(i, 0, 0), hours_now_p50=hours(i, 1, 0), hours_now_p90=hours(i, 2, 0),
             hours_1y_p50=hours(i, 1, 12), hours_3y_p50=hours(i, 1, 36), hours_5y_p50=hours(i, 1, 60),
             meets_now=bool(fb.meets_now[i]) if known else None,
-            short_p10=month_date(fb.first_short_month[i, 0]), short_p50=month_date(fb.first_short_month[i, 1]),
-            short_p90=month_date(fb.first_short_month[i, 2]),
+            short_p10=short_date(i, 0), short_p50=short_date(i, 1), short_p90=short_date(i, 2),
             earliest_failing_pack=e.pack if e else None, earliest_failing_eol80_p50=e.eol80_p50 if e else None))
     if store:
         SiteBackupOutlook.objects.filter(site_id__in=site_ids).delete()

@@ -90,13 +90,15 @@ def site_outlook(soh_now, soh_forecast, rated_ah, load_w, required_hours, pack_c
 class FleetBackupOutlook:
     hours: np.ndarray  # (nsites, 3, 1 + n_months): P10, P50, P90 backup hours now (index 0) and each month ahead
     meets_now: np.ndarray  # (nsites,) P50 backup now >= required
-    first_short_month: np.ndarray  # (nsites, 3): months ahead when P10/P50/P90 backup first falls short; 0 = short now, inf = never
+    first_short_month: np.ndarray  # (nsites, 3): first index on the time axis (months ahead when it is monthly) at which
+    # the P10/P50/P90 backup falls short; 0 = short now, inf = never
 
 
 def fleet_backup_outlook(site_energy_wh, load_w, required_hours) -> FleetBackupOutlook:
     """Backup time of many sites at once, from the summed usable energy of their packs.
 
-    ``site_energy_wh`` is (nsites, 3, 1 + n_months): the sum over each site's packs of
+    ``site_energy_wh`` is (nsites, 3, n_times) -- now first, then any increasing months
+    ahead -- holding the sum over each site's packs of
     :func:`pack_energy_wh` at their P10/P50/P90 SOH now and in each forecast month (the
     sum of per-pack quantiles: packs of a site share cabinet and climate and age
     together, the conservative reading). Sites with an unknown or non-positive load get
@@ -104,7 +106,7 @@ def fleet_backup_outlook(site_energy_wh, load_w, required_hours) -> FleetBackupO
     """
     e = np.asarray(site_energy_wh, dtype=float)
     if e.ndim != 3 or e.shape[1] != 3:
-        raise OutlookInputError(f"site_energy_wh must be (nsites, 3, 1 + n_months), got shape {e.shape}")
+        raise OutlookInputError(f"site_energy_wh must be (nsites, 3, n_times), got shape {e.shape}")
     load = np.asarray(load_w, dtype=float)
     req = np.asarray(required_hours, dtype=float)
     if load.shape != (e.shape[0],) or req.shape != (e.shape[0],):
