@@ -165,3 +165,35 @@ def test_assess_flags_the_fast_aging_pack_with_its_evidence(demo_instance):
     assert faults.fast_aging_pack in flagged
     assert "cohort" in flagged[faults.fast_aging_pack]
     assert len(flagged) <= 3  # the cell-to-cell spread alone is not an anomaly
+
+
+def test_outlook_api_serves_the_stored_outlook_in_scope(assessed, client):
+    from django.contrib.auth import get_user_model
+
+    from battloop.web import access
+
+    user = get_user_model().objects.get(username="demo")
+    client.force_login(user)
+    actor = access.actor_for_user(user)
+    visible = SiteBackupOutlook.objects.filter(site__in=access.sites_for(actor))
+    r = client.get("/api/v1/outlook/sites?limit=500")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["count"] == visible.count()
+    shorts = [i["short_p10"] for i in body["items"]]
+    dated = [s for s in shorts if s]
+    assert dated == sorted(dated) and shorts[:len(dated)] == dated  # soonest first, never-short last
+    first = body["items"][0]
+    one = client.get(f"/api/v1/sites/{first['site']}/backup-outlook").json()
+    assert one == first
+    stored = visible.get(site__code=first["site"])
+    assert one["hours_now_p50"] == stored.hours_now_p50 and one["required_hours"] == stored.required_hours
+    cutoff = dt.date.today() + dt.timedelta(days=3 * 365)
+    soon = client.get(f"/api/v1/outlook/sites?short_before={cutoff.isoformat()}&limit=500").json()
+    assert soon["count"] == visible.filter(short_p50__lt=cutoff).count()
+    # retirements: only the caller's own organization as owner
+    rows = client.get("/api/v1/outlook/retirements?dimension=province").json()
+    assert rows and {r["owner"] for r in rows} == {actor.organization.code}
+    assert len(rows) == RetirementForecast.objects.filter(owner=actor.organization, dimension="province").count()
+    assert client.get("/api/v1/sites/NO-SUCH-SITE/backup-outlook").status_code == 404
+    assert client.get("/api/v1/outlook/retirements?dimension=galaxy").status_code == 422

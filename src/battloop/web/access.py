@@ -100,5 +100,14 @@ def sites_for(actor: Actor) -> QuerySet:
     return Site.objects.none()
 
 
+def portfolio_owner_ids(actor: Actor) -> list[int]:
+    """Whose fleet-level figures (retirement outlook) the actor may read: its own organization
+    as owner, or, for an auditor, the owners that granted it access."""
+    org = actor.organization
+    if org.kind == OrgKind.AUDITOR:
+        return list(_granted_orgs(org).values_list("grantor_id", flat=True))
+    return [org.id]
+
+
 def models_for(actor: Actor) -> QuerySet:
     return PackModel.objects.all()  # pack models are public reference data

@@ -453,3 +453,100 @@ def get_quarantine(request, job_id: int):
 
 
 api.add_router("/", router)
+
+
+class SiteBackupOutlookOut(Schema):
+    site: str
+    packs: int
+    load_w: float | None = Field(description="null: the site's load is unknown, so its backup time cannot be stated")
+    required_hours: float
+    hours_now_p10: float | None
+    hours_now_p50: float | None
+    hours_now_p90: float | None
+    hours_1y_p50: float | None
+    hours_3y_p50: float | None
+    hours_5y_p50: float | None
+    meets_now: bool | None
+    short_p10: dt.date | None = Field(description="early date of falling below the required backup hours")
+    short_p50: dt.date | None
+    short_p90: dt.date | None
+    earliest_failing_pack: str | None
+    earliest_failing_eol80_p50: dt.date | None
+
+
+class SiteOutlookList(Page):
+    items: list[SiteBackupOutlookOut]
+
+
+class RetirementOut(Schema):
+    owner: str
+    dimension: str
+    group: str
+    quarter: str
+    count_p10: float
+    count_p50: float
+    count_p90: float
+    kwh_p10: float
+    kwh_p50: float
+    kwh_p90: float
+    cost_cny_p10: float
+    cost_cny_p50: float
+    cost_cny_p90: float
+    cum_count_p10: float
+    cum_count_p50: float
+    cum_count_p90: float
+    cum_cost_cny_p50: float
+
+
+def _outlook_out(o) -> dict:
+    return {"site": o.site.code, **{f: getattr(o, f) for f in (
+        "packs", "load_w", "required_hours", "hours_now_p10", "hours_now_p50", "hours_now_p90", "hours_1y_p50", "hours_3y_p50",
+        "hours_5y_p50", "meets_now", "short_p10", "short_p50", "short_p90", "earliest_failing_eol80_p50")},
+        "earliest_failing_pack": o.earliest_failing_pack.serial if o.earliest_failing_pack else None}
+
+
+@router.get("/outlook/sites", response={200: SiteOutlookList, **ERRORS}, tags=["health"])
+def outlook_sites(request, short_before: dt.date | None = Query(None, description="only sites whose P50 backup falls short before this date"),
+                  order: Literal["short_p10", "short_p50", "hours_now_p50", "site"] = "short_p10",
+                  limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000)):
+    """Sites' backup time now and forecast against their required hours (latest `battloop assess`)."""
+    from django.db.models import F
+
+    from battloop.health.records import SiteBackupOutlook
+
+    qs = SiteBackupOutlook.objects.filter(site__in=access.sites_for(_actor(request))).select_related("site", "earliest_failing_pack")
+    if short_before:
+        qs = qs.filter(short_p50__lt=short_before)
+    key = "site__code" if order == "site" else order
+    qs = qs.order_by(F(key).asc(nulls_last=True), "site__code")
+    return {**capped_count(qs), "limit": limit, "offset": offset, "items": [_outlook_out(o) for o in qs[offset:offset + limit]]}
+
+
+@router.get("/sites/{code}/backup-outlook", response={200: SiteBackupOutlookOut, **ERRORS}, tags=["health"])
+def site_backup_outlook(request, code: str):
+    from battloop.health.records import SiteBackupOutlook
+
+    actor = _actor(request)
+    o = (SiteBackupOutlook.objects.filter(site__in=access.sites_for(actor), site__code=code)
+         .select_related("site", "earliest_failing_pack").first())
+    if o is None:
+        raise ApiProblem(404, "Not found", f"no backup outlook for site {code!r} in the scope of {actor.organization.code} "
+                                           "(unknown site, or not assessed yet: battloop assess)")
+    return _outlook_out(o)
+
+
+@router.get("/outlook/retirements", response={200: list[RetirementOut], **ERRORS}, tags=["health"])
+def outlook_retirements(request, dimension: Literal["owner", "province", "model"] = "owner",
+                        group: str | None = Query(None, max_length=100, description="one province or pack model")):
+    """Packs retiring per quarter (P10/P50/P90 over joint fleet scenarios), energy and replacement
+    cost, for the owners the caller may read; `cum_*` are the totals from the start to the quarter's end."""
+    from battloop.health.records import OutlookRun, RetirementForecast
+
+    run = OutlookRun.objects.order_by("-computed_at").first()
+    if run is None:
+        return []
+    qs = RetirementForecast.objects.filter(run=run, owner_id__in=access.portfolio_owner_ids(_actor(request)), dimension=dimension)
+    if group:
+        qs = qs.filter(group=group)
+    return [{"owner": r.owner.code, **{f: getattr(r, f) for f in RetirementOut.model_fields if f != "owner"}}
+            for r in qs.select_related("owner").order_by("owner__code", "group", "quarter")]

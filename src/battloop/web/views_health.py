@@ -9,18 +9,9 @@ from django.db.models import F
 from django.shortcuts import render
 
 from battloop.health.records import HealthAssessment, OutlookRun, RetirementForecast, SiteBackupOutlook
-from battloop.registry.lifecycle import OrgKind
 
 from . import access
 from .views import member_required
-
-
-def _owner_ids(actor) -> list[int]:
-    """Whose portfolio the actor may read: its own as owner, or the owners that granted an auditor."""
-    org = actor.organization
-    if org.kind == OrgKind.AUDITOR:
-        return list(access._granted_orgs(org).values_list("grantor_id", flat=True))
-    return [org.id]
 
 
 @member_required
@@ -34,7 +25,7 @@ def health_outlook(request):
     unknown_load = sites.filter(load_w__isnull=True).count()
     page = Paginator(sites, 50).get_page(request.GET.get("page"))
 
-    owners = _owner_ids(actor)
+    owners = access.portfolio_owner_ids(actor)
     dim = request.GET.get("by", "province")
     if dim not in ("province", "model"):
         dim = "province"
