@@ -89,3 +89,16 @@ def test_fleet_backup_outlook_dates_the_first_shortfall_per_quantile():
     assert np.isnan(out.hours[2]).all() and np.isinf(out.first_short_month[2]).all()  # unknown load: no statement
     with pytest.raises(OutlookInputError, match="one value per site"):
         fleet_backup_outlook(site, load[:2], required)
+
+
+def test_crossing_probability_follows_the_quantiles():
+    from battloop.health.outlook import crossing_probability
+
+    p10, p50, p90 = np.array([10.0]), np.array([20.0]), np.array([40.0])
+    at = lambda h: float(crossing_probability(h, p10, p50, p90)[0])  # noqa: E731
+    assert at(10) == pytest.approx(0.1) and at(20) == pytest.approx(0.5) and at(40) == pytest.approx(0.9)
+    assert at(30) == pytest.approx(0.7) and at(0) == 0.0 and at(60) == 1.0 and at(100) == 1.0
+    assert 0 < at(5) < 0.1 and 0.9 < at(50) < 1.0
+    # beyond the forecast: never crosses within it; only the late quantile beyond: held at the last known 0.5
+    assert crossing_probability(30.0, np.inf, np.inf, np.inf) == 0.0
+    assert crossing_probability(np.array([15.0, 1000.0]), 10.0, 20.0, np.nan).tolist() == pytest.approx([0.3, 0.5])

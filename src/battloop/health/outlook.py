@@ -207,3 +207,31 @@ def aging_anomalies(log_m_mean, log_m_sd, cohort_mean: float, cohort_sd: float, 
                        "cohort_p90_multiplier": float(np.exp(thr)), "p_faster_than_cohort_p90": p_fast, "flagged": flag})
     df["reason"] = [f"ages {np.exp(m - cohort_mean):.2f}x the cohort median (P(> cohort P90) = {p:.0%})" for m, p in zip(mu, p_fast)]
     return df[df.flagged].sort_values("p_faster_than_cohort_p90", ascending=False).reset_index(drop=True)
+
+
+def crossing_probability(horizon, p10, p50, p90):
+    """Probability that a pack crosses its threshold by ``horizon``, from its P10/P50/P90
+    crossing times (any common unit; NaN or inf = beyond the forecast horizon).
+
+    The crossing-time CDF is read as piecewise linear through (P10, 0.1), (P50, 0.5) and
+    (P90, 0.9), with linear tails reaching 0 and 1 one inter-quantile gap beyond P10 and
+    P90 -- enough for expected volumes; the exact distribution lives in the forecast samples.
+    """
+    h = np.asarray(horizon, dtype=float)
+    q = [np.asarray(x, dtype=float) for x in (p10, p50, p90)]
+    q10, q50, q90 = (np.where(np.isfinite(x), x, np.inf) for x in q)
+    q50 = np.maximum(q50, q10)
+    q90 = np.maximum(q90, q50)
+    with np.errstate(invalid="ignore"):
+        lo = q10 - np.where(np.isfinite(q50), np.maximum(q50 - q10, 1e-9), 0.0)
+        hi = q90 + np.where(np.isfinite(q90), np.maximum(q90 - q50, 1e-9), 0.0)
+
+    def seg(x0, x1, y0, y1):
+        # a quantile beyond the forecast horizon: the probability stays at the last known level
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = np.where(np.isfinite(x1) & (x1 > x0), (h - x0) / (x1 - x0), np.where(np.isfinite(x1), 1.0, 0.0))
+        return y0 + (y1 - y0) * np.clip(np.nan_to_num(f, nan=0.0), 0.0, 1.0)
+
+    out = np.where(h < lo, 0.0, np.where(h < q10, seg(lo, q10, 0.0, 0.1), np.where(h < q50, seg(q10, q50, 0.1, 0.5),
+                   np.where(h < q90, seg(q50, q90, 0.5, 0.9), np.where(h < hi, seg(q90, hi, 0.9, 1.0), 1.0)))))
+    return np.where(np.isfinite(q10), out, 0.0)

