@@ -81,15 +81,28 @@ class PackPosterior:
 GRID = np.linspace(-3.0, 3.0, 301)  # log m
 
 
-def _grid_posterior(soh, loss, sd, mask, prior: CohortPrior, sd_q0: float):
-    """Exact grid posterior of log m per pack; inputs are (npacks, nobs) arrays."""
-    m = np.exp(GRID)[None, :, None]  # 1, G, 1
-    w = np.where(mask, 1.0 / sd**2, 0.0)[:, None, :]  # P,1,O
-    r = (soh - 1.0)[:, None, :] + m * loss[:, None, :]  # residual for q0 = 1
-    r = np.where(mask[:, None, :], r, 0.0)
-    a = np.sum(w * r * r, axis=-1)
-    b = np.sum(w * r, axis=-1)
-    c = 1.0 / sd_q0**2 + np.sum(w, axis=-1)
+def _evidence_stats(soh, loss, sd, mask):
+    """Per-pack sufficient statistics of the Gaussian evidence model ``soh = q0 - m * loss + noise``.
+
+    The residual for q0 = 1 is ``e + m L`` (e = soh - 1, L = loss), so every weighted sum the
+    likelihood needs is a quadratic in m with these six coefficients: the grid posterior then
+    costs O(packs x grid) instead of O(packs x grid x observations).
+    """
+    w = np.where(mask, 1.0 / sd**2, 0.0)
+    e = np.where(mask, soh - 1.0, 0.0)
+    L = np.where(mask, loss, 0.0)
+    we, wL = w * e, w * L
+    return (np.sum(we * e, axis=1), np.sum(we * L, axis=1), np.sum(wL * L, axis=1), np.sum(we, axis=1), np.sum(wL, axis=1),
+            np.sum(w, axis=1))
+
+
+def _grid_posterior(stats, prior: CohortPrior, sd_q0: float):
+    """Exact grid posterior of log m per pack from :func:`_evidence_stats`."""
+    s_ee, s_el, s_ll, s_e, s_l, s_w = (x[:, None] for x in stats)
+    m = np.exp(GRID)[None, :]  # 1, G
+    a = s_ee + 2.0 * m * s_el + m * m * s_ll  # sum w r^2
+    b = s_e + m * s_l  # sum w r
+    c = 1.0 / sd_q0**2 + s_w
     # q0 integrated out (Sherman-Morrison): the m-dependent part of the marginal log likelihood
     loglik = -0.5 * (a - b * b / c)
     logprior = -0.5 * ((GRID[None, :] - prior.log_m_mean) / prior.log_m_sd) ** 2
@@ -132,7 +145,8 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
     hyper = cohort or CohortPrior()
     prior = CohortPrior(hyper.log_m_mean, hyper.log_m_sd)
     n_ev = msk.sum(axis=1)
-    mean, sdv = _grid_posterior(soh, loss, sd, msk, prior, sd_q0)
+    stats = _evidence_stats(soh, loss, sd, msk)
+    mean, sdv = _grid_posterior(stats, prior, sd_q0)
     informative = n_ev > 0
     if estimate_cohort and informative.sum() >= 2:
         for _ in range(iterations):
@@ -146,7 +160,7 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
             mu = (n * mu + k * hyper.log_m_mean) / (n + k)
             tau = float(np.sqrt((n * tau2 + k * hyper.log_m_sd**2) / (n + k)))
             prior = CohortPrior(mu, max(tau, 0.03))
-            mean, sdv = _grid_posterior(soh, loss, sd, msk, prior, sd_q0)
+            mean, sdv = _grid_posterior(stats, prior, sd_q0)
     return PackPosterior(mean, sdv, n_ev, prior)
 
 
