@@ -123,27 +123,34 @@ def simulate(packs: list[dict], sites: dict[str, dict], models: dict[str, dict],
             if p["serial"] == imbalanced:
                 spread += np.linspace(0, 0.18, days) ** 2 / 0.18  # a weak cell drifting away
             base = dt.datetime.combine(installs[i] + dt.timedelta(days=int(first)), dt.time(12), dt.timezone.utc)
-            out["ts"].extend(base + dt.timedelta(days=d) for d in range(days))
-            serials = [p["serial"]] * days
+            # columns as arrays per pack (one list entry per pack, not per reading): a 2,000-site
+            # fleet has ~13 million readings, which as Python objects would need many gigabytes
+            base_us = int(base.timestamp() * 1_000_000)
+            out["ts"].append(base_us + np.arange(days, dtype=np.int64) * 86_400_000_000)
+            serials = np.full(days, p["serial"], dtype=object)
             if swapped and p["serial"] == swapped[0]:
                 serials[-1] = swapped[1]  # wiring swap: the BMS reports its neighbour's serial
-            out["pack_serial"].extend(serials)
-            out["site_code"].extend([p["site"]] * days)
-            out["slot"].extend([int(p["location"].split()[-1])] * days)  # the rack position the FSU reads it at
-            out["source"].extend(["fsu-daily"] * days)
-            out["voltage_v"].extend(np.round(v_cell * cells, 2))
-            out["current_a"].extend(np.round(rng.normal(0.3, 0.1, days), 2))
-            out["soc_pct"].extend(np.round(soc, 1))
-            out["soh_pct"].extend(bms_soh)
-            out["full_ah"].extend(np.round(full_ah, 1))
-            out["remaining_ah"].extend(np.round(full_ah * soc / 100, 1))
-            out["cycle_count"].extend(cycles[i, sl].astype(int))
+            out["pack_serial"].append(serials)
+            out["site_code"].append(np.full(days, p["site"], dtype=object))
+            out["slot"].append(np.full(days, int(p["location"].split()[-1]), dtype=np.int64))  # the rack position the FSU reads it at
+            out["source"].append(np.full(days, "fsu-daily", dtype=object))
+            out["voltage_v"].append(np.round(v_cell * cells, 2))
+            out["current_a"].append(np.round(rng.normal(0.3, 0.1, days), 2))
+            out["soc_pct"].append(np.round(soc, 1))
+            out["soh_pct"].append(bms_soh)
+            out["full_ah"].append(np.round(full_ah, 1))
+            out["remaining_ah"].append(np.round(full_ah * soc / 100, 1))
+            out["cycle_count"].append(cycles[i, sl].astype(np.int64))
             t = temp[i, sl]
-            out["temp_min_c"].extend(np.round(t - 1.5, 1))
-            out["temp_max_c"].extend(np.round(t + 1.0, 1))
-            out["cell_v_min"].extend(np.round(v_cell - spread / 2, 3))
-            out["cell_v_max"].extend(np.round(v_cell + spread / 2, 3))
-    table = pa.table({"ts": pa.array(out["ts"], pa.timestamp("us", tz="UTC")), **{k: v for k, v in out.items() if k != "ts"}})
+            out["temp_min_c"].append(np.round(t - 1.5, 1))
+            out["temp_max_c"].append(np.round(t + 1.0, 1))
+            out["cell_v_min"].append(np.round(v_cell - spread / 2, 3))
+            out["cell_v_max"].append(np.round(v_cell + spread / 2, 3))
+    if not out["ts"]:
+        return pa.table({}), Faults(hot_site, imbalanced, swapped, fast)
+    cols = {k: np.concatenate(v) for k, v in out.items()}
+    table = pa.table({"ts": pa.array(cols.pop("ts"), pa.timestamp("us", tz="UTC")),
+                      **{k: pa.array(v, pa.string() if v.dtype == object else None) for k, v in cols.items()}})
     return table, Faults(hot_site, imbalanced, swapped, fast)
 
 
