@@ -94,12 +94,13 @@ def test_recycler_sees_only_its_own_flows(lworld):
 def test_collection_routes_name_only_the_actor_s_sites(lworld):
     rr = lworld["routes"]
     stops = {s["pickup_id"] for r in rr.routes for s in r["stops"]}
-    assert {"GZ1", "SZ1"} <= stops and [u["pickup_id"] for u in rr.unserved] == ["BJ1"]
+    assert {"GZ1", "SZ1"} <= stops and rr.unserved == [] and [c["pickup_id"] for c in rr.consignments] == ["BJ1"]
     html = client_for(lworld["users"]["ctc"]).get("/logistics/").content.decode()
     block = re.search(r'id="routes-hub-440100".*?</div>', html, re.S).group(0)
     assert "2026-11-24" in block and "30 packs" in block
     assert 'href="/sites/GZ1/"' in block and 'href="/sites/SZ1/"' not in block  # SZ1 is cmcc's
-    assert "another organization" in block and "BJ1" in block  # ctc's unserved site, with the reason
+    assert "another organization" in block and 'href="/sites/BJ1/"' in block  # ctc's long-haul consignment
+    assert "UN3480 P909" in block
     html = client_for(lworld["users"]["cmcc"]).get("/logistics/").content.decode()
     block = re.search(r'id="routes-hub-440100".*?</div>', html, re.S).group(0)
     assert 'href="/sites/SZ1/"' in block and "GZ1" not in block and "BJ1" not in block

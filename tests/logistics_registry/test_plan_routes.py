@@ -36,10 +36,17 @@ def test_routes_collect_every_reachable_pickup_within_capacities(planned, capsys
     assert pickups["GZ1:C"]["packs"] == 3 and pickups["GZ1:C"]["safety_class"] == "C"
     assert pickups["GZ1"]["packs"] == 3 and pickups["SZ1"]["mass_kg"] == pytest.approx(6 * 45)
     assert sum(p["packs"] for p in doc["pickups"]) == 30
-    # Beijing is ~1,900 km of road from Guangzhou: beyond a 10-hour route, reported with the reason
-    assert [u["pickup_id"] for u in doc["unserved"]] == ["BJ1"]
-    assert "time window" in doc["unserved"][0]["reason"]
-    assert doc["status"] == "partial"
+    # Beijing is ~2,460 km of road from Guangzhou: no truck gets there and back in a 10-hour route, so it
+    # goes as a dangerous-goods consignment at the plan's class A rate, not as an unserved pickup
+    assert doc["unserved"] == []
+    [c] = doc["consignments"]
+    assert c["pickup_id"] == "BJ1" and c["packs"] == 6 and c["mass_kg"] == pytest.approx(6 * 45)
+    from battloop.logistics.geo import haversine_km
+    km = float(haversine_km(23.13, 113.26, 39.90, 116.40)) * 1.3  # hub at the Guangzhou prefecture centre
+    assert c["road_km"] == pytest.approx(km, rel=0.02)
+    assert c["cost"] == pytest.approx(0.27 * c["road_km"] * planned.settings["network"]["cost_per_tkm"]["A"], rel=1e-3)
+    assert c["un_number"] == "UN3480" and c["packing_instruction"] == "P909" and "consignment" in c["reason"]
+    assert doc["status"] == "feasible"
     caps = {v["vehicle_id"]: v for v in doc["vehicles"]}
     served = []
     for r in doc["routes"]:
@@ -64,14 +71,14 @@ def test_pack_count_limits_the_day(planned, capsys):
         assert r["packs"] <= (3 if r["vehicle_id"].endswith("P911") else 8)
     served = sum(r["packs"] for r in doc["routes"])
     assert served <= 19
-    short = [u for u in doc["unserved"] if u["pickup_id"] != "BJ1"]
+    short = doc["unserved"]
     assert short and all("pack capacity" in u["reason"] for u in short)
 
 
 def test_human_output(planned, capsys):
     call_command("plan", "routes", "--hub", HUB, "--time-limit", "1")
     out = capsys.readouterr().out
-    assert f"{HUB} on " in out and "hub → " in out and "unserved BJ1" in out
+    assert f"{HUB} on " in out and "hub → " in out and "consignment BJ1" in out
 
 
 @pytest.mark.parametrize("args, words", [

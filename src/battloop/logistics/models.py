@@ -123,6 +123,8 @@ class CollectionRouteRun(models.Model):
     pickups = models.JSONField(default=list, help_text="site, packs, kg, worst safety class")
     routes = models.JSONField(default=list)
     unserved = models.JSONField(default=list, help_text="pickup and the reason no vehicle takes it")
+    consignments = models.JSONField(default=list, blank=True,
+                                    help_text="pickups beyond a day's out-and-back route, sent as dangerous-goods consignments")
     total_distance_km = models.FloatField(default=0.0)
     total_cost = models.FloatField(default=0.0)
     seconds = models.FloatField(default=0.0)

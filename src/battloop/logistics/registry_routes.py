@@ -129,6 +129,40 @@ def hub_pickups(run: PlanRun, hub_id: str, window: tuple[int, int]) -> tuple[lis
     return pickups, described, not_in_plan
 
 
+def split_long_haul(run: PlanRun, hub_lat: float, hub_lon: float, pickups: list[Pickup], described: list[dict], circuity: float,
+                    speed_kmh: float, max_route_min: int) -> tuple[list[Pickup], list[dict]]:
+    """Pickups a truck can reach and bring back within one route, and the rest as long-haul
+    consignments: the site -> hub leg the network plan costed, sent on its own as a
+    dangerous-goods consignment (UN 3480, ADR class 9) in the packaging its worst class needs.
+
+    The consignment's cost is the plan's rate for that class (per tonne-km, with any
+    dangerous-goods surcharge) times tonnes times road km, as in the plan's inbound transport.
+    """
+    from .geo import haversine_km
+    from .hazmat import PackForTransport, packaging_for
+
+    rates = (run.settings.get("network") or {}).get("cost_per_tkm") or {}
+    surcharge = float((run.settings.get("plan") or {}).get("dg_surcharge_per_tkm") or 0.0)
+    by_id = {d["pickup_id"]: d for d in described}
+    near, far = [], []
+    for p in pickups:
+        km = float(haversine_km(hub_lat, hub_lon, p.lat, p.lon)) * circuity
+        out_and_back_min = 2.0 * km / speed_kmh * 60.0 + p.service_min
+        if out_and_back_min <= max_route_min:
+            near.append(p)
+            continue
+        d = by_id[p.pickup_id]
+        tonnes = p.mass_kg / 1000.0
+        rate = float(rates.get(p.safety_class, rates.get("A", 0.0))) + surcharge
+        packing = packaging_for(PackForTransport(serial=p.pickup_id, safety_class=p.safety_class, mass_kg=p.mass_kg)).packing_instruction
+        far.append({"pickup_id": p.pickup_id, "site": d["site"], "packs": p.packs, "mass_kg": p.mass_kg, "safety_class": p.safety_class,
+                    "road_km": round(km, 1), "packing_instruction": packing, "un_number": "UN3480",
+                    "cost": round(tonnes * km * rate, 2),
+                    "reason": f"{km:,.0f} km of road from the hub: out and back takes {out_and_back_min / 60:.1f} h, beyond a "
+                              f"{max_route_min / 60:g}-hour route; send as a dangerous-goods consignment"})
+    return near, far
+
+
 def plan_hub_routes(hub_id: str, *, day=None, vehicles: list[CollectionVehicle] | None = None, scenario: str = DEFAULT_SCENARIO,
                     window: str = "08:00-18:00", max_route_hours: float = 10.0, speed_kmh: float = 40.0,
                     time_limit_s: float = 5.0) -> CollectionRouteRun:
@@ -162,6 +196,7 @@ def plan_hub_routes(hub_id: str, *, day=None, vehicles: list[CollectionVehicle] 
         raise RoutesError(f"class C packs at {sites} need a vehicle equipped for P911 packaging (ADR SP 376) and none of the "
                           f"vehicles given is; add one with :C, e.g. --vehicles 2x3000:60,1x2000:40:C")
     circuity = float((run.settings.get("network") or {}).get("circuity") or DEFAULT_CIRCUITY)
+    pickups, consignments = split_long_haul(run, pref.latitude, pref.longitude, pickups, described, circuity, speed_kmh, max_route_min)
     try:
         plan = plan_collection_routes(Hub(hub_id, pref.latitude, pref.longitude), pickups, vehicles, speed_kmh=speed_kmh,
                                       circuity=circuity, time_limit_s=time_limit_s)
@@ -176,7 +211,8 @@ def plan_hub_routes(hub_id: str, *, day=None, vehicles: list[CollectionVehicle] 
                   "service_min_per_stop": SERVICE_MIN_PER_STOP, "service_min_per_pack": SERVICE_MIN_PER_PACK,
                   "shift": [SHIFT[0], SHIFT[1]], "time_limit_s": time_limit_s, "packs_not_in_plan": not_in_plan,
                   "scenario": scenario},
-        pickups=described, routes=doc["routes"], unserved=doc["unserved"], total_distance_km=plan.total_distance_km,
+        pickups=described, routes=doc["routes"], unserved=doc["unserved"], consignments=consignments,
+        total_distance_km=plan.total_distance_km,
         total_cost=plan.total_cost, seconds=plan.seconds)
 
 
@@ -184,7 +220,7 @@ def route_run_to_json(rr: CollectionRouteRun) -> dict:
     return {"id": rr.pk, "plan_run": rr.plan_id, "hub": rr.hub_id, "day": rr.day.isoformat(), "status": rr.status,
             "total_distance_km": round(rr.total_distance_km, 3), "total_cost": round(rr.total_cost, 2),
             "seconds": round(rr.seconds, 3), "vehicles": rr.vehicles, "settings": rr.settings, "pickups": rr.pickups,
-            "routes": rr.routes, "unserved": rr.unserved}
+            "routes": rr.routes, "unserved": rr.unserved, "consignments": rr.consignments}
 
 
 def plan_with_busiest_hub_routes(*, created_by: str = "demo", time_limit_s: float = 3.0) -> dict | None:

@@ -76,7 +76,8 @@ def _route_runs(run: PlanRun, actor: access.Actor) -> list[dict]:
                      for s in r["stops"]]
             routes.append({**r, "stops": stops, "start": _hhmm(r["start_min"]), "end": _hhmm(r["end_min"])})
         unserved = [{**u, "shown": visible is None or u["pickup_id"].split(":")[0] in visible} for u in rr.unserved]
-        out.append({"run": rr, "routes": routes, "unserved": unserved,
+        consignments = [{**c, "shown": visible is None or c["site"] in visible} for c in rr.consignments]
+        out.append({"run": rr, "routes": routes, "unserved": unserved, "consignments": consignments,
                     "packs": sum(p["packs"] for p in rr.pickups), "mass_kg": sum(p["mass_kg"] for p in rr.pickups)})
     return out
 

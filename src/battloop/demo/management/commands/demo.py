@@ -68,7 +68,8 @@ class Command(BaseCommand):
                               + (f"; {run.message}" if not run.has_plan else ""))
                 if rr is not None:
                     console.print(f"  collection routes at {rr.hub_id}: {len(rr.routes)} truck(s), {rr.total_distance_km:,.0f} km, "
-                                  f"{len(rr.unserved)} pickup(s) not collected ({time.perf_counter() - t0:.1f} s)")
+                                  f"{len(rr.consignments)} long-haul consignment(s), {len(rr.unserved)} pickup(s) not collected "
+                                  f"({time.perf_counter() - t0:.1f} s)")
                 elif lg["routes_error"]:
                     console.print(f"  collection routes: {lg['routes_error']}")
                 # where hubs pay off: today's backlog plus the retirements the health outlook expects in five years

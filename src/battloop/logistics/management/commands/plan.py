@@ -135,6 +135,9 @@ class Command(BaseCommand):
             stops = " → ".join(s["pickup_id"] for s in r["stops"])
             w(f"  {r['vehicle_id']}: {_hhmm(r['start_min'])}–{_hhmm(r['end_min'])}, {r['distance_km']:.1f} km, "
               f"{r['load_kg']:.0f} kg, {r['packs']} packs: hub → {stops} → hub")
+        for c in rr.consignments:
+            w(f"  consignment {c['pickup_id']}: {c['packs']} packs, {c['mass_kg']:,.0f} kg, {c['road_km']:,.0f} km, "
+              f"{c['un_number']} {c['packing_instruction']}, cost {c['cost']:,.0f} ({c['reason']})")
         for u in rr.unserved:
             w(f"  unserved {u['pickup_id']}: {u['reason']}")
 
