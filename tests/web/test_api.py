@@ -75,6 +75,29 @@ def test_import_job_and_quarantine_download(client, world):
     assert "2099-01-01" in csv_text and "you may import only packs owned by op1" in csv_text
 
 
+def test_bench_results_upload_is_scoped_to_the_uploader(client, world):
+    # P1A is op1's; P2A belongs to op2: a technician of op1 may store bench results for the first only
+    from battloop.triage.models import BenchResult
+
+    tok = world["tokens"][("op1", "technician")]
+    sheet = ("serial,test_date,tested_by,capacity_ah,dcir_mohm,baseline_dcir_mohm,insulation_mohm,visual_ok,swelling,leakage\n"
+             "P1A,2026-11-20,Li Wei,78,22,20,50,true,false,false\n"
+             "P2A,2026-11-20,Li Wei,40,22,20,50,true,false,false\n")
+    r = _upload(client, tok, "bench.csv", sheet.encode(), kind="bench")
+    assert r.status_code == 202
+    job = r.json()
+    assert job["status"] == "done" and job["report"]["applied"] == 1 and job["report"]["quarantined"] == 1, job
+    assert list(BenchResult.objects.values_list("pack__serial", flat=True)) == ["P1A"]
+    csv_text = b"".join(client.get(f"/api/v1/imports/{job['id']}/quarantine", **bearer(tok)).streaming_content).decode()
+    assert "P2A" in csv_text and "in your organization's scope" in csv_text
+    # the same sheet again changes nothing
+    again = _upload(client, tok, "bench.csv", sheet.encode(), kind="bench").json()
+    assert again["status"] == "done" and BenchResult.objects.count() == 1
+    # an auditor may not upload bench results; a technician may not upload packs
+    assert _upload(client, world["tokens"][("aud1", "auditor")], "bench.csv", sheet.encode(), kind="bench").status_code == 403
+    assert _upload(client, tok, "p.csv", b"serial,model\nX,M1\n", kind="packs").status_code == 403
+
+
 def test_bad_uploads(client, world):
     tok = world["tokens"][("op1", "admin")]
     r = _upload(client, tok, "evil.exe", b"MZ\x00\x00")

@@ -119,8 +119,9 @@ def _parse_when(text: str, now: dt.datetime) -> dt.datetime | None:
 
 
 class _Context:
-    def __init__(self, rules: SafetyRules, history: pd.DataFrame | None, source: Path, sha: str, actor: str):
+    def __init__(self, rules: SafetyRules, history: pd.DataFrame | None, source: Path, sha: str, actor: str, scope=None):
         self.rules = rules
+        self.scope = scope  # a Pack queryset the importer may write to (web and API uploads), or None (CLI)
         self.history = history
         self.source = source
         self.sha = sha
@@ -177,7 +178,11 @@ def _apply_chunk(ctx: _Context, rows: list[int], records: list[dict], run, batch
         if col not in raw.columns:  # filled from the registry below
             raw[col] = ""
     serials = raw["serial"].str.strip().tolist()
-    packs = {p.serial: p for p in Pack.objects.filter(serial__in=[s for s in serials if s]).select_related("model")}
+    wanted = [s for s in serials if s]
+    found = Pack.objects.filter(serial__in=wanted)
+    if ctx.scope is not None:  # another organization's pack is as absent as an unknown one
+        found = found.filter(pk__in=ctx.scope.filter(serial__in=wanted).values("pk"))
+    packs = {p.serial: p for p in found.select_related("model")}
     bad: dict[int, tuple[str, str, str]] = {}
 
     def refuse(i: int, column: str, reason: str) -> None:
@@ -194,7 +199,8 @@ def _apply_chunk(ctx: _Context, rows: list[int], records: list[dict], run, batch
         if not s:
             continue
         if pack is None:
-            refuse(i, "serial", "no pack with this serial in the registry; register it (battloop import-packs) first")
+            refuse(i, "serial", "no pack with this serial in the registry" + (" in your organization's scope" if ctx.scope is not None else
+                                "; register it (battloop import-packs) first"))
             continue
         if pack.state in _STATES_NOT_TESTABLE:
             refuse(i, "serial", f"pack is '{pack.state}' in the registry; a bench result cannot belong to it")
@@ -320,8 +326,12 @@ def _json_safe(value: Any) -> Any:
 
 def import_bench(path: str | Path, *, captures: Iterable[str | Path] = (), rules: str | Path = "default",
                  actor: str = "bench", quarantine_path: str | Path | None = None, force: bool = False,
-                 sheet: str | None = None) -> BenchImport:
-    """Grade and store the bench results of ``path``; see the module docstring."""
+                 sheet: str | None = None, scope=None, progress=None) -> BenchImport:
+    """Grade and store the bench results of ``path``; see the module docstring.
+
+    ``scope`` (a Pack queryset) limits the packs the file may write to: uploads from the web
+    app and API pass the uploader's organization's packs.
+    """
     path = Path(path)
     if not path.exists():
         raise ImportFailed(f"{path}: no such file")
@@ -340,12 +350,12 @@ def import_bench(path: str | Path, *, captures: Iterable[str | Path] = (), rules
     holder: dict[str, _Context] = {}
 
     def prepare(options):
-        holder["ctx"] = _Context(safety, history, path, sha, actor)
+        holder["ctx"] = _Context(safety, history, path, sha, actor, scope)
         return holder["ctx"]
 
     options = {"rules": safety.identity, "captures": _capture_digest(captures) if captures else None}
     report = _run_import("bench", path, BENCH_SYNONYMS, _apply_chunk, actor=actor, mapping=None, sheet=sheet,
-                         quarantine_path=quarantine_path, force=force, options=options, progress=None,
+                         quarantine_path=quarantine_path, force=force, options=options, progress=progress,
                          prepare=prepare)
     ctx = holder.get("ctx")
     return BenchImport(report=report, stored=ctx.stored if ctx else [], retriage=ctx.retriage if ctx else [])

@@ -418,7 +418,7 @@ def _job_out(job: ImportJob) -> dict:
 
 
 @router.post("/imports", response={202: ImportJobOut, 413: Problem, 415: Problem, **ERRORS}, tags=["imports"])
-def create_import(request, file: File[UploadedFile], kind: Form[Literal["packs", "sites", "models"]] = "packs",
+def create_import(request, file: File[UploadedFile], kind: Form[Literal["packs", "sites", "models", "bench"]] = "packs",
                   audit: Form[bool] = False):
     try:
         job = jobs.submit(_actor(request), file, kind, audit=audit)

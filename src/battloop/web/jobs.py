@@ -21,7 +21,18 @@ from .models import ImportJob, record
 
 ALLOWED_SUFFIXES = {".csv", ".xlsx", ".txt"}
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
-IMPORTERS = {"packs": import_packs, "sites": import_sites, "models": import_models}
+
+
+def import_bench_results(path, *, actor: str, progress=None, scope=None):
+    """Bench results through the same job path: graded, stored, packs re-triaged (triage.bench)."""
+    from battloop.triage.bench import import_bench
+
+    return import_bench(path, actor=actor, progress=progress, scope=scope).report
+
+
+IMPORTERS = {"packs": import_packs, "sites": import_sites, "models": import_models, "bench": import_bench_results}
+#: kinds a role with the 'transition' right may upload without 'import' (bench technicians, recyclers)
+FIELD_KINDS = {"bench"}
 
 
 class UploadRejected(ValueError):
@@ -37,7 +48,7 @@ def safe_name(name: str) -> str:
 
 def store_upload(uploaded, kind: str) -> tuple[str, Path]:
     if kind not in IMPORTERS:
-        raise UploadRejected(f"unknown import kind {kind!r}; use packs, sites or models")
+        raise UploadRejected(f"unknown import kind {kind!r}; use packs, sites, models or bench")
     name = safe_name(uploaded.name)
     suffix = Path(name).suffix.lower()
     if suffix not in ALLOWED_SUFFIXES:
@@ -79,6 +90,10 @@ def run_job(job_id: int) -> None:
         extra["restrict_owner"] = job.organization.code
     if job.kind == "packs":
         extra["audit"] = bool(job.options.get("audit"))
+    if job.kind == "bench":
+        from .access import Actor, packs_for
+
+        extra["scope"] = packs_for(Actor(job.user, job.organization, ""))  # only the uploader's organization's packs
     try:
         report = func(job.stored_path, actor=job.user.get_username() if job.user else "web",
                       progress=lambda done, total: cache.set(progress_key(job_id), done / max(total, 1), 3600), **extra)
@@ -119,8 +134,8 @@ def submit(actor, upload, kind: str, *, audit: bool = False, ip: str | None = No
     """Store an upload, create its job, log it and start it — for pages and API alike.
 
     Raises :class:`ImportNotAllowed` (role) or :class:`UploadRejected` (the file)."""
-    if not actor.can("import"):
-        raise ImportNotAllowed(f"role '{actor.role}' of {actor.organization.code} may not import")
+    if not (actor.can("import") or (kind in FIELD_KINDS and actor.can("transition"))):
+        raise ImportNotAllowed(f"role '{actor.role}' of {actor.organization.code} may not import {kind}")
     if kind == "models" and actor.role != "admin":
         raise ImportNotAllowed("only admins import pack models (shared reference data)")
     name, path = store_upload(upload, kind)

@@ -225,9 +225,11 @@ def imports_page(request):
     actor = request.actor
     if request.method == "POST":
         upload = request.FILES.get("file")
-        if upload is None and actor.can("import"):
+        if upload is None and (actor.can("import") or actor.can("transition")):
             messages.error(request, _("Choose a file to import."))
             return redirect("web:imports")
+        if upload is None:
+            return HttpResponseForbidden(_("Your role may not import."))
         try:
             job = jobs.submit(actor, upload, request.POST.get("kind", "packs"), audit=bool(request.POST.get("audit")),
                               ip=client_ip(request))
@@ -238,7 +240,8 @@ def imports_page(request):
             return redirect("web:imports")
         return redirect("web:import_detail", job_id=job.pk)
     recent = ImportJob.objects.filter(organization=actor.organization)[:20]
-    return render(request, "web/imports.html", {"jobs": recent, "can_import": actor.can("import")})
+    return render(request, "web/imports.html", {"jobs": recent, "can_import": actor.can("import"),
+                                                "can_bench": actor.can("import") or actor.can("transition")})
 
 
 def _job_or_404(actor, job_id):

@@ -60,7 +60,7 @@ ZH = {
     # pack page health block
     "Health": "健康", "Not assessed yet.": "尚未评估。", "Open alarms": "未关闭告警", "aging rate": "老化速率",
     "below 70 %%": "低于 70 %%", "below 80 %%": "低于 80 %%", "initial": "初始", "resistance": "内阻", "since": "自",
-    "none_served": "无法服务", "long-haul consignment": "长途危险品托运", "packaging": "包装",
+    "none_served": "无法服务", "long-haul consignment": "长途危险品托运", "bench results": "台架检测结果", "bench": "台架检测", "packaging": "包装",
     # dynamic values
     "manufactured ": "已生产", "in_stock": "库存", "installed ": "在网", "flagged ": "预警", "removed": "已拆除", "in_storage": "入库存储",
     "triaged": "已分拣", "second_life_ready": "待梯次利用", "redeployed": "梯次再利用", "recycling_ready": "待回收", "shipped": "已发运",
