@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.core.paginator import Paginator
 from django.db.models import F
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 from battloop.health.records import HealthAssessment, OutlookRun, RetirementForecast, SiteBackupOutlook
 
@@ -31,7 +32,8 @@ def health_outlook(request):
         dim = "province"
     retire = RetirementForecast.objects.filter(run=run, owner_id__in=owners) if run else RetirementForecast.objects.none()
     total = list(retire.filter(dimension="owner").select_related("owner").order_by("owner__code", "quarter"))
-    chart = {"quarters": [], "p10": [], "p50": [], "p90": [], "cum_p50": []}
+    chart = {"quarters": [], "p10": [], "p50": [], "p90": [], "cum_p50": [],
+             "labels": {"per_quarter": _("packs / quarter"), "cumulative": _("cumulative"), "cum_p50": _("cumulative P50")}}
     if len({r.owner_id for r in total}) == 1:
         for r in total:
             chart["quarters"].append(r.quarter)

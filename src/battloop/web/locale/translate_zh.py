@@ -51,7 +51,7 @@ ZH = {
     "Retirements per quarter": "每季度退役数量",
     "Bars: P50 packs retiring in the quarter; whiskers: P10–P90; line: cumulative P50.": "柱：当季退役电池包 P50；须线：P10–P90；折线：累计 P50。",
     "No retirements within the horizon.": "预测期内无退役。", "table": "表格", "quarter": "季度", "cost CNY P50": "成本（元，P50）",
-    "cumulative P50": "累计 P50", "Five-year retirements by": "五年退役数量，按", "province": "省份",
+    "cumulative P50": "累计 P50", "packs / quarter": "电池包 / 季度", "cumulative": "累计", "Five-year retirements by": "五年退役数量，按", "province": "省份",
     "Sites by when they lose their required backup time": "站点（按备电时长不足的时间排序）", "hours now (P10–P90)": "当前时长（P10–P90）",
     "in 1 / 3 / 5 years (P50)": "1 / 3 / 5 年后（P50）", "short from (P10 / P50)": "不足起始（P10 / P50）",
     "earliest failing pack": "最早失效电池包", "load unknown": "负载未知", "now": "当前", "No sites.": "无站点。",
