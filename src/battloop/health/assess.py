@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 from django.db import transaction
@@ -79,6 +80,25 @@ def _months_between(a: dt.date, b: dt.date) -> int:
     return (b.year - a.year) * 12 + (b.month - a.month)
 
 
+def _date_ahead(today: dt.date, months: float) -> dt.date | None:
+    """The date ``months`` (fractional) after ``today``; None for a crossing beyond the horizon."""
+    return None if not math.isfinite(months) else today + dt.timedelta(days=int(months * DAYS_PER_MONTH))
+
+
+@dataclass
+class _ScenarioOutlook:
+    """What one forecast scenario accumulates over the cohorts: assessments, site energy, retirements."""
+
+    n_sites: int
+    results: list = field(default_factory=list)
+    retire_months: list = field(default_factory=list)
+    retire_packs: list = field(default_factory=list)
+    site_energy: np.ndarray = None  # (nsites, 3, OUTLOOK_MONTHS.size): P10/P50/P90 usable Wh of every site's packs
+
+    def __post_init__(self):
+        self.site_energy = np.zeros((self.n_sites, 3, OUTLOOK_MONTHS.size), dtype=np.float32)
+
+
 def replacement_price_cny_per_kwh() -> float:
     import os
 
@@ -89,34 +109,53 @@ def replacement_price_cny_per_kwh() -> float:
         raise ValueError(f"BATTLOOP_REPLACEMENT_CNY_PER_KWH={raw!r} is not a number (CNY per kWh)") from None
 
 
-def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None, scenario: Scenario | None = None,
-           store: bool = True) -> dict:
-    """Assess every pack in service and compute the site and portfolio outlook.
-
-    ``scenario`` shifts the forecast (a cooling retrofit: ``temp_offset_c=-5``; more outages:
-    ``outage_multiplier=2``); with ``store=False`` nothing is written and the summary alone
-    is returned (what-if runs next to the stored baseline).
-    """
+def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None) -> dict:
+    """Assess every pack in service, store the assessments and the site and portfolio outlook,
+    and re-triage the packs already triaged (their SOH evidence changed)."""
     started = time.perf_counter()
     today = today or timezone.localdate()
+    price = _price(price_cny_per_kwh)
+    sites, (run,), anomalies = _run(today, [None])
+    with transaction.atomic():
+        HealthAssessment.objects.filter(pack__in=[r.pack for r in run.results]).delete()
+        HealthAssessment.objects.bulk_create(run.results, batch_size=2000)
+        outlook = _store_outlook(today, timezone.now(), price, run, sites)
+    from battloop.triage.registry_triage import retriage_after_assessment  # packs already triaged see the new SOH
+    retriage_after_assessment([r.pack for r in run.results])
+    return {"packs": len(run.results), "with_evidence": sum(1 for r in run.results if r.evidence_count), "anomalies": anomalies,
+            "seconds": time.perf_counter() - started, **outlook}
+
+
+def what_if(scenario: Scenario, today: dt.date | None = None, price_cny_per_kwh: float | None = None) -> tuple[dict, dict]:
+    """The outlook summary under ``scenario`` (a cooling retrofit: ``temp_offset_c=-5``; more
+    outages: ``outage_multiplier=2``) next to the baseline, both from one calibration; stores nothing."""
+    today = today or timezone.localdate()
+    price = _price(price_cny_per_kwh)
+    sites, (base, what), _ = _run(today, [None, scenario])
+    now = timezone.now()
+    return (_store_outlook(today, now, price, base, sites, store=False), _store_outlook(today, now, price, what, sites, store=False))
+
+
+def _price(price_cny_per_kwh: float | None) -> float:
     price = replacement_price_cny_per_kwh() if price_cny_per_kwh is None else float(price_cny_per_kwh)
     if not price >= 0:
         raise ValueError(f"replacement price {price} CNY/kWh must be zero or positive")
+    return price
+
+
+def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook], int]:
+    """Calibrate every cohort once and forecast it under each scenario (None = the site's own climate and usage)."""
     packs = list(Pack.objects.filter(state__in=["installed", "flagged", "redeployed"]).exclude(model=None).exclude(install_date=None)
                  .exclude(site=None).select_related("model", "site", "site__owner", "owner", "latest_reading"))
-    site_ids = sorted({p.site_id for p in packs})
-    site_row = {sid: i for i, sid in enumerate(site_ids)}
-    # usable energy of every site's packs: P10/P50/P90 now (index 0) and each month ahead
-    site_energy = np.zeros((len(site_ids), 3, OUTLOOK_MONTHS.size), dtype=np.float32)
-    retire_months, retire_packs = [], []
+    sites = {p.site_id: p.site for p in packs}
+    site_row = {sid: i for i, sid in enumerate(sorted(sites))}
+    runs = [_ScenarioOutlook(len(site_row)) for _ in scenarios]
     evidence = _monthly_bms_soh([p.serial for p in packs])
-    stored = 0
     anomalies = 0
     now = timezone.now()
     cohorts: dict[str, list[Pack]] = {}
     for p in packs:
         cohorts.setdefault(p.model.code, []).append(p)
-    results = []
     for model_code, group in cohorts.items():
         chemistry = group[0].model.chemistry
         hist_months = np.array([max(1, _months_between(p.install_date, today)) for p in group])
@@ -138,7 +177,6 @@ def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None,
                 ev = bms_soh_evidence(reported / 100.0, t_days=k * DAYS_PER_MONTH)
                 soh[i, j], nom[i, j], sd[i, j] = ev.soh, loss[i, k], ev.sd
         post = calibrate_packs(soh, nom, sd)
-        # State at each pack's "now": re-run its history to its own length for the aging state.
         ahead = seasonal_temperature_c(np.array([p.site.annual_mean_temp_c or 15.0 for p in group]),
                                        np.array([p.site.temp_amplitude_c or 10.0 for p in group]), HORIZON_MONTHS,
                                        start_month=today.month, offset_c=np.array([p.site.cabinet_offset_c + 2.0 for p in group]))
@@ -148,57 +186,42 @@ def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None,
         # Each pack's aging state at its own "now", read off the fleet run above.
         state = state_at(chemistry, nominal, hist_months - 1, multiplier=PACK_FACTOR)
         usage = np.array([_outages_per_year(p, today) for p in group])
-        fc = forecast_packs(chemistry, post, ahead, soc_float=0.97, outages_per_year=usage, state=state, pack_factor=PACK_FACTOR,
-                            scenario=scenario)
-        # backup energy of each pack, summed per site
         rated = np.array([p.model.rated_capacity_ah for p in group])
         volts = np.array([p.model.nominal_voltage_v for p in group])
-        soh_path = np.concatenate([soh_now[:, :, None], fc.soh], axis=-1)[:, :, OUTLOOK_MONTHS]  # (3, n, months kept)
-        energy = pack_energy_wh(soh_path, rated[None, :, None], volts[None, :, None])
-        np.add.at(site_energy, np.array([site_row[p.site_id] for p in group]), np.moveaxis(energy, 0, 1))
+        rows = np.array([site_row[p.site_id] for p in group])
         first_life = np.array([p.state in FIRST_LIFE for p in group])
-        if first_life.any():
-            samples = crossing_samples_from_loss(fc.loss_nominal[first_life], post.subset(first_life), RETIREMENT_SOH, OUTLOOK_SAMPLES)
-            retire_months.append(samples)
-            retire_packs.extend(p for p, f in zip(group, first_life) if f)
         flags = aging_anomalies(post.log_m_mean, post.log_m_sd, post.cohort.log_m_mean, post.cohort.log_m_sd,
                                 pack_ids=[p.serial for p in group])
         flag_by = dict(zip(flags["pack"], flags["reason"]))
-
-        def month_date(m):
-            if not math.isfinite(m):
-                return None
-            return today + dt.timedelta(days=int(m * DAYS_PER_MONTH))
-
-        for i, p in enumerate(group):
-            reason = flag_by.get(p.serial, "")
-            anomalies += bool(reason)
-            results.append(HealthAssessment(
-                pack=p, assessed_at=now, method=METHOD, evidence_count=int(post.n_evidence[i]),
-                soh_p10_pct=round(100 * soh_now[0, i], 2), soh_p50_pct=round(100 * soh_now[1, i], 2), soh_p90_pct=round(100 * soh_now[2, i], 2),
-                resistance_ratio_p50=round(float(fc.resistance[1, i, 0]), 4), rate_multiplier_p50=round(float(math.exp(post.log_m_mean[i])), 4),
-                eol80_p10=month_date(fc.crossing_months[0.8][0, i]), eol80_p50=month_date(fc.crossing_months[0.8][1, i]),
-                eol80_p90=month_date(fc.crossing_months[0.8][2, i]), eol70_p50=month_date(fc.crossing_months[0.7][1, i]),
-                eol60_p50=month_date(fc.crossing_months[0.6][1, i]), anomaly=reason[:300]))
-    if not store:
-        outlook = _store_outlook(today, now, price, results, site_ids, site_energy, retire_months, retire_packs, store=False)
-        return {"packs": len(results), "with_evidence": sum(1 for r in results if r.evidence_count), "anomalies": anomalies,
-                "seconds": time.perf_counter() - started, **outlook}
-    with transaction.atomic():
-        HealthAssessment.objects.filter(pack__in=[r.pack for r in results]).delete()
-        HealthAssessment.objects.bulk_create(results, batch_size=2000)
-        stored = len(results)
-        outlook = _store_outlook(today, now, price, results, site_ids, site_energy, retire_months, retire_packs)
-    from battloop.triage.registry_triage import retriage_after_assessment  # packs already triaged see the new SOH
-    retriage_after_assessment([r.pack for r in results])
-    return {"packs": stored, "with_evidence": sum(1 for r in results if r.evidence_count), "anomalies": anomalies,
-            "seconds": time.perf_counter() - started, **outlook}
+        anomalies += len(flag_by)
+        for sc, out in zip(scenarios, runs):
+            fc = forecast_packs(chemistry, post, ahead, soc_float=0.97, outages_per_year=usage, state=state, pack_factor=PACK_FACTOR,
+                                scenario=sc)
+            # backup energy of each pack, summed per site
+            soh_path = np.concatenate([soh_now[:, :, None], fc.soh], axis=-1)[:, :, OUTLOOK_MONTHS]  # (3, n, months kept)
+            energy = pack_energy_wh(soh_path, rated[None, :, None], volts[None, :, None])
+            np.add.at(out.site_energy, rows, np.moveaxis(energy, 0, 1))
+            if first_life.any():
+                out.retire_months.append(crossing_samples_from_loss(fc.loss_nominal[first_life], post.subset(first_life),
+                                                                    RETIREMENT_SOH, OUTLOOK_SAMPLES))
+                out.retire_packs.extend(p for p, f in zip(group, first_life) if f)
+            cross = fc.crossing_months
+            for i, p in enumerate(group):
+                out.results.append(HealthAssessment(
+                    pack=p, assessed_at=now, method=METHOD, evidence_count=int(post.n_evidence[i]),
+                    soh_p10_pct=round(100 * soh_now[0, i], 2), soh_p50_pct=round(100 * soh_now[1, i], 2),
+                    soh_p90_pct=round(100 * soh_now[2, i], 2), resistance_ratio_p50=round(float(fc.resistance[1, i, 0]), 4),
+                    rate_multiplier_p50=round(float(math.exp(post.log_m_mean[i])), 4),
+                    eol80_p10=_date_ahead(today, cross[0.8][0, i]), eol80_p50=_date_ahead(today, cross[0.8][1, i]),
+                    eol80_p90=_date_ahead(today, cross[0.8][2, i]), eol70_p50=_date_ahead(today, cross[0.7][1, i]),
+                    eol60_p50=_date_ahead(today, cross[0.6][1, i]), anomaly=flag_by.get(p.serial, "")[:300]))
+    return sites, runs, anomalies
 
 
-def _store_outlook(today, now, price, results, site_ids, site_energy, retire_months, retire_packs, store: bool = True) -> dict:
-    """Site backup outlook and portfolio retirements per quarter (replaces the previous run)."""
-    from battloop.registry.models import Site
-
+def _store_outlook(today, now, price, run_out: _ScenarioOutlook, sites: dict, store: bool = True) -> dict:
+    """Site backup outlook and portfolio retirements per quarter (replaces the previous run when ``store``)."""
+    results, retire_months, retire_packs = run_out.results, run_out.retire_months, run_out.retire_packs
+    site_ids = sorted(sites)
     if store:
         OutlookRun.objects.all().delete()  # the latest run only; cascades to its rows
     run = OutlookRun(computed_at=now, start_quarter=quarter_labels(today, 1)[0], horizon_quarters=OUTLOOK_QUARTERS,
@@ -206,10 +229,9 @@ def _store_outlook(today, now, price, results, site_ids, site_energy, retire_mon
                      packs=len(retire_packs), samples=OUTLOOK_SAMPLES)
     if store:
         run.save()
-    sites = Site.objects.in_bulk(site_ids)
     load = np.array([sites[s].load_w if sites[s].load_w is not None else np.nan for s in site_ids], dtype=float)
     required = np.array([sites[s].required_backup_hours for s in site_ids], dtype=float)
-    fb = fleet_backup_outlook(site_energy, load, required)
+    fb = fleet_backup_outlook(run_out.site_energy, load, required)
     earliest: dict[int, HealthAssessment] = {}
     count: dict[int, int] = {}
     for r in results:
@@ -218,12 +240,9 @@ def _store_outlook(today, now, price, results, site_ids, site_energy, retire_mon
         if r.eol80_p50 and (sid not in earliest or r.eol80_p50 < earliest[sid].eol80_p50):
             earliest[sid] = r
 
-    def month_date(m):
-        return None if not math.isfinite(m) else today + dt.timedelta(days=int(round(m * DAYS_PER_MONTH)))
-
     def short_date(i, q):
         k = fb.first_short_month[i, q]  # an index into OUTLOOK_MONTHS
-        return None if not math.isfinite(k) else month_date(float(OUTLOOK_MONTHS[int(k)]))
+        return None if not math.isfinite(k) else _date_ahead(today, float(OUTLOOK_MONTHS[int(k)]))
 
     def hours(i, q, month):
         v = fb.hours[i, q, int(np.searchsorted(OUTLOOK_MONTHS, month))]

@@ -73,10 +73,8 @@ def site_outlook(soh_now, soh_forecast, rated_ah, load_w, required_hours, pack_c
     soh_forecast = np.asarray(soh_forecast, dtype=float)
     now = float(backup_hours(np.asarray(soh_now, float), rated_ah, load_w, **kw))
     fc = np.stack([backup_hours(np.moveaxis(soh_forecast[q], 0, -1), rated_ah, load_w, **kw) for q in range(soh_forecast.shape[0])])
-    first = {}
-    for q, name in enumerate(("p10", "p50", "p90")[: fc.shape[0]]):
-        short = np.nonzero(fc[q] < required_hours)[0]
-        first[name] = float(short[0] + 1) if short.size else float("inf")
+    # forecast month k (0-based) is k + 1 months ahead
+    first = dict(zip(("p10", "p50", "p90"), (first_short_index(fc, required_hours) + 1.0).tolist()))
     worst = None
     if pack_crossing_p50 is not None and len(pack_crossing_p50):
         c = np.asarray(pack_crossing_p50, dtype=float)
@@ -84,6 +82,15 @@ def site_outlook(soh_now, soh_forecast, rated_ah, load_w, required_hours, pack_c
     elif np.size(soh_now):
         worst = int(np.argmin(soh_forecast[1, :, -1]))
     return SiteOutlook(now, float(required_hours), now >= required_hours, fc, first, worst)
+
+
+def first_short_index(hours, required_hours):
+    """Index along the last (time) axis of the first value below ``required_hours``; inf if none.
+
+    NaN hours (an unknown load) compare False, so they are never short.
+    """
+    short = np.asarray(hours, dtype=float) < required_hours
+    return np.where(short.any(axis=-1), np.argmax(short, axis=-1).astype(float), np.inf)
 
 
 @dataclass
@@ -113,9 +120,7 @@ def fleet_backup_outlook(site_energy_wh, load_w, required_hours) -> FleetBackupO
         raise OutlookInputError(f"load_w and required_hours need one value per site ({e.shape[0]})")
     known = np.isfinite(load) & (load > 0)
     hours = np.where(known[:, None, None], e / np.where(known, load, 1.0)[:, None, None], np.nan)
-    short = hours < req[:, None, None]  # NaN compares False: unknown loads are never short
-    first = np.where(short.any(axis=-1), np.argmax(short, axis=-1).astype(float), np.inf)
-    return FleetBackupOutlook(hours, hours[:, 1, 0] >= req, first)
+    return FleetBackupOutlook(hours, hours[:, 1, 0] >= req, first_short_index(hours, req[:, None, None]))
 
 
 def quarter_labels(start: pd.Timestamp, n_quarters: int):

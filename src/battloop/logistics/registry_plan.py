@@ -193,6 +193,16 @@ def _route_of(decision_route: str) -> str | None:
     return None
 
 
+def _prefecture_of(adcode: str) -> str:
+    """The prefecture-level adcode (first four digits + "00") of a site's county-level adcode."""
+    return adcode[:4] + "00" if adcode else ""
+
+
+def _moving(pack, site, safety_class: str, route: str) -> MovingPack:
+    return MovingPack(pack.serial, site.code, site.latitude, site.longitude, _prefecture_of(site.adcode), safety_class,
+                      pack.model.chemistry, route, float(pack.model.mass_kg), pack.model.energy_kwh)
+
+
 def packs_to_move() -> tuple[list[MovingPack], int]:
     """The packs currently triaged to recycling or reuse, at their site (or last site, if stored).
 
@@ -215,9 +225,7 @@ def packs_to_move() -> tuple[list[MovingPack], int]:
         if site is None or site.latitude is None:
             skipped += 1
             continue
-        cls = str((d.inputs or {}).get("safety_class") or "A").upper()
-        out.append(MovingPack(p.serial, site.code, site.latitude, site.longitude, site.adcode[:4] + "00" if site.adcode else "",
-                              cls, p.model.chemistry, route, float(p.model.mass_kg), p.model.energy_kwh))
+        out.append(_moving(p, site, str((d.inputs or {}).get("safety_class") or "A").upper(), route))
     return out, skipped
 
 
@@ -249,10 +257,8 @@ def expected_retirements(years: float, exclude_serials=frozenset()) -> list[tupl
     for h, pr in zip(rows, prob):
         if pr <= 0:
             continue
-        p, site = h.pack, h.pack.site
-        route = "reuse" if p.model.chemistry == "LFP" else "recycle"
-        out.append((MovingPack(p.serial, site.code, site.latitude, site.longitude, site.adcode[:4] + "00" if site.adcode else "",
-                               "A", p.model.chemistry, route, float(p.model.mass_kg), p.model.energy_kwh), float(pr)))
+        p = h.pack
+        out.append((_moving(p, p.site, "A", "reuse" if p.model.chemistry == "LFP" else "recycle"), float(pr)))
     return out
 
 
@@ -294,7 +300,7 @@ def build_problem(settings: PlanSettings | None = None, network_settings: Networ
     fleet = dict(Pack.objects.filter(state="installed").exclude(site__adcode="").values_list("site__adcode").annotate(n=Count("id")))
     per_pref: dict[str, int] = defaultdict(int)
     for adcode, n in fleet.items():
-        per_pref[adcode[:4] + "00"] += n
+        per_pref[_prefecture_of(adcode)] += n
     problem = NetworkProblem(sources, hubs, dests, network_settings or NetworkSettings(), prefecture_fleet=dict(per_pref),
                              single_source=st.single_source, name="registry")
     return problem, {"sources": len(sources), "hubs": len(hubs), "destinations": len(dests), "skipped_without_location": skipped,

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from battloop.health.assess import assess
+from battloop.health.assess import assess, what_if
 from battloop.health.forecast import Scenario
 
 WHAT_IF_KEYS = ("sites", "sites_short_now", "sites_short_within_5y_p50", "retiring_5y_p10", "retiring_5y_p50", "retiring_5y_p90",
@@ -34,8 +34,7 @@ class Command(BaseCommand):
             raise CommandError(f"--temp-offset-c {scenario.temp_offset_c}: use an offset between -30 and +30 °C")
         try:
             if o["what_if"]:
-                base = assess(price_cny_per_kwh=o["price_cny_per_kwh"], store=False)
-                what = assess(price_cny_per_kwh=o["price_cny_per_kwh"], scenario=scenario, store=False)
+                base, what = what_if(scenario, price_cny_per_kwh=o["price_cny_per_kwh"])
             else:
                 r = assess(price_cny_per_kwh=o["price_cny_per_kwh"])
         except ValueError as exc:
