@@ -63,6 +63,11 @@ class CvrpResult:
         }
 
 
+def clock_hhmm(minutes: int) -> str:
+    """Minutes after midnight as HH:MM (route start and end times)."""
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 def route_cost(distance: np.ndarray, routes_idx: Sequence[Sequence[int]]) -> int:
     """Total length of closed routes (index space, depot = 0, depot excluded from routes)."""
     total = 0

@@ -50,7 +50,7 @@ from battloop.registry.tabular import RowError, TableError, TableReader
 from .grading import (BENCH_FIELDS, VISUAL_FLAGS, SafetyRules, bench_from_pylontech_console, derive_rows, grade,
                       load_safety_rules, validate_bench)
 from .models import BenchResult
-from .policy import CHEMISTRY_SYNONYMS
+from .policy import CHEMISTRY_SYNONYMS, plain_value
 
 #: Who / when / where / notes columns of a bench sheet, with the header spellings accepted.
 _META_SYNONYMS = {
@@ -133,17 +133,8 @@ class _Context:
         if history is not None and len(history):
             for rec in history.drop_duplicates("serial", keep="last").to_dict(orient="records"):
                 if rec.get("serial"):
-                    self.history_rows[str(rec["serial"])] = {k: _plain(v) for k, v in rec.items()}
+                    self.history_rows[str(rec["serial"])] = {k: plain_value(v) for k, v in rec.items()}
 
-
-def _plain(v):
-    if isinstance(v, (float, np.floating)):
-        return None if np.isnan(v) else float(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
 
 
 def _num(v) -> float | None:

@@ -647,6 +647,18 @@ class Decisions:
         return np.where(pd.isna(s), "missing", s).astype(object)
 
 
+def plain_value(v):
+    """A dossier or reason value as plain Python for JSON and the database: NumPy scalars
+    unwrapped, NaN as None (a missing value, never a number)."""
+    if isinstance(v, (np.floating, float)):
+        return None if math.isnan(float(v)) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
 def evaluate(policy: Policy, dossiers: pd.DataFrame) -> Decisions:
     """Evaluate ``policy`` on validated dossiers (see :func:`validate_dossiers`), vectorized.
 

@@ -9,7 +9,6 @@ import datetime as dt
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from django.db import transaction
 from django.db.models import Count, Q
@@ -20,7 +19,7 @@ from battloop.registry.lifecycle import State
 from battloop.registry.models import Pack, PackEvent
 
 from .models import PolicyVersion, TriageDecision
-from .policy import Policy, compare, evaluate, load_policy, validate_dossiers
+from .policy import Policy, compare, evaluate, load_policy, plain_value, validate_dossiers
 
 #: Packs triage looks at by default: those flagged in service and those out of service.
 DEFAULT_STATES = (State.FLAGGED, State.REMOVED, State.IN_STORAGE, State.TRIAGED, State.REDEPLOYED)
@@ -146,16 +145,6 @@ def current_policy() -> Policy:
     return load_policy("default")
 
 
-def _clean(v):
-    if isinstance(v, (np.floating, float)):
-        return None if math.isnan(float(v)) else float(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
-
-
 def run(policy: Policy, packs=None, actor: str = "triage", *, trigger: dict | None = None,
         evidence: dict[str, dict] | None = None) -> dict:
     """Evaluate ``policy`` on ``packs`` (default: every pack in :data:`DEFAULT_STATES`), store a
@@ -184,8 +173,8 @@ def run(policy: Policy, packs=None, actor: str = "triage", *, trigger: dict | No
         for i, serial in enumerate(decisions.serials):
             pack = by_serial[serial]
             route = str(routes[i])
-            reasons = [{k: _clean(v) for k, v in r.items()} for r in decisions.reasons(i)]
-            inputs = {k: _clean(v) for k, v in dossiers.iloc[i].to_dict().items()}
+            reasons = [{k: plain_value(v) for k, v in r.items()} for r in decisions.reasons(i)]
+            inputs = {k: plain_value(v) for k, v in dossiers.iloc[i].to_dict().items()}
             why = {**(trigger or {}), **((evidence or {}).get(serial) or {})}
             stored.append(TriageDecision(pack=pack, policy=pv, decided_at=now, route=route, reasons=reasons, inputs=inputs,
                                          trigger=why))

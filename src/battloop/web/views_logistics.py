@@ -21,6 +21,7 @@ from django.shortcuts import render
 
 from battloop.logistics.models import CollectionRouteRun, PlanRun, Shipment
 from battloop.logistics.registry_plan import COMPARE_COSTS, compare_runs, latest_runs
+from battloop.logistics.routing import clock_hhmm
 from battloop.registry.lifecycle import OrgKind
 from battloop.registry.models import Organization
 
@@ -74,16 +75,13 @@ def _route_runs(run: PlanRun, actor: access.Actor) -> list[dict]:
         for r in rr.routes:
             stops = [{**s, "site": s["pickup_id"].split(":")[0], "shown": visible is None or s["pickup_id"].split(":")[0] in visible}
                      for s in r["stops"]]
-            routes.append({**r, "stops": stops, "start": _hhmm(r["start_min"]), "end": _hhmm(r["end_min"])})
+            routes.append({**r, "stops": stops, "start": clock_hhmm(r["start_min"]), "end": clock_hhmm(r["end_min"])})
         unserved = [{**u, "shown": visible is None or u["pickup_id"].split(":")[0] in visible} for u in rr.unserved]
         consignments = [{**c, "shown": visible is None or c["site"] in visible} for c in rr.consignments]
         out.append({"run": rr, "routes": routes, "unserved": unserved, "consignments": consignments,
                     "packs": sum(p["packs"] for p in rr.pickups), "mass_kg": sum(p["mass_kg"] for p in rr.pickups)})
     return out
 
-
-def _hhmm(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 @member_required

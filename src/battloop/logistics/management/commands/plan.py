@@ -3,6 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from battloop.logistics.models import PlanRun
+from battloop.logistics.routing import clock_hhmm
 from battloop.logistics.registry_plan import (DEFAULT_SCENARIO, ScenarioSettingError, compare_runs, latest_runs, run_scenario,
                                               run_to_json)
 
@@ -133,7 +134,7 @@ class Command(BaseCommand):
           f"(plan run {rr.plan_id}, stored as route run {rr.pk})")
         for r in rr.routes:
             stops = " → ".join(s["pickup_id"] for s in r["stops"])
-            w(f"  {r['vehicle_id']}: {_hhmm(r['start_min'])}–{_hhmm(r['end_min'])}, {r['distance_km']:.1f} km, "
+            w(f"  {r['vehicle_id']}: {clock_hhmm(r['start_min'])}–{clock_hhmm(r['end_min'])}, {r['distance_km']:.1f} km, "
               f"{r['load_kg']:.0f} kg, {r['packs']} packs: hub → {stops} → hub")
         for c in rr.consignments:
             w(f"  consignment {c['pickup_id']}: {c['packs']} packs, {c['mass_kg']:,.0f} kg, {c['road_km']:,.0f} km, "
@@ -141,6 +142,3 @@ class Command(BaseCommand):
         for u in rr.unserved:
             w(f"  unserved {u['pickup_id']}: {u['reason']}")
 
-
-def _hhmm(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
