@@ -37,10 +37,11 @@ def test_naumann_longer_horizon_beats_power_law(naumann_long):
     assert s["capacity_mae_pp"] < 1.0
 
 
-@pytest.mark.parametrize("fit_until,low,high", [("270", 0.75, 0.90), ("365", 0.6, 0.95), ("180", 0.75, 0.97)])
+@pytest.mark.parametrize("fit_until,low,high", [("270", 0.75, 0.90), ("365", 0.6, 0.95), ("180", 0.75, 0.90)])
 def test_naumann_band_is_neither_overconfident_nor_vacuous(naumann_long, fit_until, low, high):
-    # the calendar band's model-form term grows from the centroid of the fitted check-ups;
-    # measured from the last one, the 365-day fit covered 35 % and the 180-day one 99 %
+    # the calendar band's model-form term grows from the centroid of the fitted check-ups and the
+    # check-up effects shared by all conditions are a session term, not per-cell noise; without
+    # them the 180-day fit covered 94-99 % and the 365-day one 35 %
     s = run_backtest(naumann_long, "calendar", "0.8", fit_until)["summary"]
     assert low <= s["coverage_p10_p90"] <= high
 
