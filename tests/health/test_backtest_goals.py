@@ -96,3 +96,18 @@ def test_cli_text_report(nasa_long, tmp_path, capsys):
     call_command("health", "backtest", "--data", str(f), "--kind", "cycle", "--eol", "1.4Ah", "--fit-until", "80")
     out = capsys.readouterr().out
     assert "power_law" in out and "never reached end of life" in out and "B0007" in out
+
+
+def test_cli_text_marks_crossings_beyond_the_horizon(naumann_long, tmp_path, capsys):
+    f = tmp_path / "naumann.csv"
+    naumann_long.to_csv(f, index=False)
+    call_command("health", "backtest", "--data", str(f), "--kind", "calendar", "--eol", "0.8", "--fit-until", "180")
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("NAUMANN")}
+    call_command("health", "backtest", "--data", str(f), "--kind", "calendar", "--eol", "0.8", "--fit-until", "180", "--json")
+    cells = {c["cell_id"]: c for c in json.loads(capsys.readouterr().out)["cells"]}
+    for cid, c in cells.items():
+        horizon = f">{c['forecast_horizon_t']:.0f}"
+        # a capped prediction is shown as beyond the horizon, never as if it were a forecast date
+        assert (horizon in lines[cid].split()[3]) == c["model"]["predicted_eol_capped"], cid
+    # 60 degC at full charge crosses 80 % within the horizon
+    assert not cells["NAUMANN_CAL_T60_SOC100"]["model"]["predicted_eol_capped"]

@@ -386,7 +386,7 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
         actual_eol = robust_eol(s.t, s.cap / ref, thr)
         t_max = horizon_factor * max(cut, s.t[-1])
         cell = {"cell_id": cid, "status": "ok", "fit_until": float(cut), "n_fit": int(t_fit.size), "n_test": int(t_te.size),
-                "first_capacity": ref, "eol_threshold": float(thr * ref), "actual_eol_t": actual_eol, "reached_eol": actual_eol is not None,
+                "first_capacity": ref, "eol_threshold": float(thr * ref), "forecast_horizon_t": float(t_max), "actual_eol_t": actual_eol, "reached_eol": actual_eol is not None,
                 "notes": note}
         if actual_eol is not None and actual_eol <= cut:
             cell["notes"] = note + ["end of life already reached inside the fit window: left out of the RUL figures"]

@@ -73,9 +73,14 @@ class Command(BaseCommand):
                 w(f"{c['cell_id']:<24}skipped: {c['reason']}")
                 continue
             m = c["model"]
-            band = f"{_fmt(m['predicted_eol_p10_t'], '.0f')}..{_fmt(m['predicted_eol_p90_t'], '.0f')}"
+            # a crossing beyond the forecast horizon is reported at the horizon: say so with ">"
+            horizon = c["forecast_horizon_t"]
+
+            def eol_t(v):
+                return f">{v:.0f}" if v >= horizon else _fmt(v, ".0f")
+            band = f"{eol_t(m['predicted_eol_p10_t'])}..{eol_t(m['predicted_eol_p90_t'])}"
             w(f"{c['cell_id']:<24}{_fmt(m['capacity_error_pp'], '.2f'):>11}{_fmt(c['actual_eol_t'], '.0f'):>12}"
-              f"{_fmt(m['predicted_eol_t'], '.0f'):>10}{band:>18}{_fmt(m['coverage_p10_p90'], '.0%'):>10}")
+              f"{eol_t(m['predicted_eol_t']):>10}{band:>18}{_fmt(m['coverage_p10_p90'], '.0%'):>10}")
             for note in c.get("notes", []):
                 w(f"{'':<24}note: {note}")
         never = [c["cell_id"] for c in report["cells"] if c["status"] == "ok" and not c["reached_eol"]]
