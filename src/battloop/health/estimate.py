@@ -249,3 +249,132 @@ def fuse_resistance(evidence, baseline_ohm=None):
     if baseline_ohm:
         out["growth"] = mean / baseline_ohm
     return out
+
+
+# ---------------------------------------------------------------- evidence found in telemetry series
+
+#: A segment is a discharge when the pack delivers at least this share of its rated capacity per
+#: hour (0.02 C: ~2 A on a 100 Ah pack, above the ~0.1-0.5 A float and sensor noise of a
+#: backup pack) and at least ``DISCHARGE_FLOOR_A``.
+DISCHARGE_C_RATE = 0.02
+DISCHARGE_FLOOR_A = 1.0
+#: At rest: |I| at most this share of rated per hour (float current of a full pack, sensor offset).
+REST_C_RATE = 0.01
+#: A rested voltage needs this long without current: LFP relaxes to within ~10 mV of its
+#: OCV in about 30 min (Plett vol. 1, sec. 2.7; longer rests are better, shorter are not OCV).
+MIN_REST_S = 1800.0
+#: Coulomb counting across a longer silence between two samples is guesswork.
+MAX_SAMPLE_GAP_S = 600.0
+#: A current step reads a DC resistance only when both samples are this close: IEC 61960-3
+#: (sec. 7.8.3) reads the voltage 10 s and 1 s into each current level; longer spacing adds
+#: diffusion polarization and SOC drift to dV.
+MAX_STEP_GAP_S = 10.0
+
+
+@dataclass(frozen=True)
+class SeriesFindings:
+    """What one pack's current/voltage series says: accepted evidence and, per rejected
+    candidate, when it happened and why it says nothing."""
+
+    soh: list
+    resistance: list
+    rejected: list  # (t_days, kind, reason)
+
+
+def _runs(flag: np.ndarray) -> list[tuple[int, int]]:
+    """Index ranges [start, end) where ``flag`` is True."""
+    f = np.r_[False, flag, False].astype(np.int8)
+    edges = np.flatnonzero(np.diff(f))
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def series_evidence(time_s, current_a, voltage_v, cells_in_series: int, rated_ah: float, chemistry="LFP", t0_s: float = 0.0,
+                    min_rest_s: float = MIN_REST_S, max_gap_s: float = MAX_SAMPLE_GAP_S, max_step_gap_s: float = MAX_STEP_GAP_S,
+                    voltage_sd_v: float = 0.015, min_delta_soc: float = 0.3) -> SeriesFindings:
+    """Outage discharges and current steps in one pack's time series (one source, time-ordered).
+
+    ``current_a`` is positive while charging (the telemetry convention), ``voltage_v`` the pack
+    voltage; ``t0_s`` is the time that ``t_days`` of the evidence counts from.
+
+    * An outage discharge is a run of discharge samples (>= 0.02 C) without gaps over
+      ``max_gap_s``, with a rest (|I| <= 0.01 C for ``min_rest_s``) on both sides: the voltage
+      at the end of each rest, divided by ``cells_in_series``, gives the SOC at that end
+      through the OCV curve (:func:`outage_discharge_evidence`, which also rejects shallow
+      or plateau-bound ones). A float-charged pack rests on its float voltage, which reads
+      as full -- what it is. When the charger resumes at once after the outage there is no
+      rested voltage at the end, and the discharge is rejected with that reason.
+    * A current step gives R = dV/dI (:func:`dc_resistance`) when two consecutive samples at
+      most ``max_step_gap_s`` apart both discharge (only the battery sets the voltage; at
+      the start of an outage the drop from the charger's float voltage is not I*R) and the
+      voltage moves against the current (more load, lower voltage).
+    """
+    t = np.asarray(time_s, dtype=float)
+    i = np.asarray(current_a, dtype=float)
+    v = np.asarray(voltage_v, dtype=float)
+    if not (t.shape == i.shape == v.shape) or t.ndim != 1:
+        raise EvidenceRejected("time, current and voltage series must be one-dimensional and of equal length")
+    if t.size > 1 and np.any(np.diff(t) <= 0):
+        raise EvidenceRejected("series time stamps must increase strictly (sort and drop duplicate readings first)")
+    if cells_in_series <= 0 or rated_ah <= 0:
+        raise EvidenceRejected(f"cells in series ({cells_in_series}) and rated capacity ({rated_ah} Ah) must be positive")
+    ok = np.isfinite(i) & np.isfinite(v)
+    t, i, v = t[ok], i[ok], v[ok]
+    soh, res, rejected = [], [], []
+    if t.size < 2:
+        return SeriesFindings(soh, res, rejected)
+    days = (t - t0_s) / 86400.0
+    discharge = i <= -max(DISCHARGE_C_RATE * rated_ah, DISCHARGE_FLOOR_A)
+    rest = np.abs(i) <= REST_C_RATE * rated_ah
+    gap = np.r_[np.diff(t), np.inf]  # gap after each sample
+
+    # outage discharges: split discharge runs at long silences
+    for a, b in _runs(discharge):
+        cuts = [a] + [k + 1 for k in range(a, b - 1) if gap[k] > max_gap_s] + [b]
+        for s, e in zip(cuts[:-1], cuts[1:]):
+            if e - s < 2:
+                continue
+            # the rest before: contiguous rest samples ending right before s, no long silence
+            k0 = s - 1
+            if k0 < 0 or not rest[k0] or gap[k0] > max_gap_s:
+                rejected.append((float(days[s]), "outage", "no rest before the discharge: the SOC at its start is unknown"))
+                continue
+            k = k0
+            while k - 1 >= 0 and rest[k - 1] and gap[k - 1] <= max_gap_s:
+                k -= 1
+            if t[k0] - t[k] < min_rest_s:
+                rejected.append((float(days[s]), "outage", f"rest before the discharge lasted {(t[k0] - t[k]) / 60:.0f} min, "
+                                                           f"under {min_rest_s / 60:.0f} min: the voltage is not yet the OCV"))
+                continue
+            k1 = e  # first sample after the run
+            if k1 >= t.size or not rest[k1] or gap[e - 1] > max_gap_s:
+                why = ("the charger resumed at once" if k1 < t.size and i[k1] > 0 else "the series ends or goes silent")
+                rejected.append((float(days[s]), "outage", f"no rest after the discharge ({why}): the SOC at its end is unknown"))
+                continue
+            k = k1
+            while k + 1 < t.size and rest[k + 1] and gap[k] <= max_gap_s:
+                k += 1
+            if t[k] - t[k1] < min_rest_s:
+                rejected.append((float(days[s]), "outage", f"rest after the discharge lasted {(t[k] - t[k1]) / 60:.0f} min, "
+                                                           f"under {min_rest_s / 60:.0f} min: the voltage is not yet the OCV"))
+                continue
+            # count the charge from the last rested sample to the first one after (trapezoid)
+            seg = slice(k0, k1 + 1)
+            try:
+                soh.append(outage_discharge_evidence(t[seg] - t[k0], -i[seg], v[k0] / cells_in_series, v[k] / cells_in_series,
+                                                     rated_ah, t_days=float(days[s]), chemistry=chemistry,
+                                                     voltage_sd_v=voltage_sd_v, min_delta_soc=min_delta_soc))
+            except EvidenceRejected as exc:
+                rejected.append((float(days[s]), "outage", str(exc)))
+
+    # current steps within a discharge
+    for k in np.flatnonzero(discharge[:-1] & discharge[1:] & (gap[:-1] <= max_step_gap_s)):
+        di = i[k + 1] - i[k]
+        dv = v[k + 1] - v[k]
+        if abs(di) < DISCHARGE_FLOOR_A or dv * di <= 0:
+            continue  # no step, or the voltage did not move against the current (not an I*R drop)
+        try:
+            res.append(dc_resistance(v[k], v[k + 1], -i[k], -i[k + 1], t_days=float(days[k + 1])))
+        except EvidenceRejected as exc:
+            rejected.append((float(days[k + 1]), "step", str(exc)))
+    return SeriesFindings(soh, res, rejected)
+
