@@ -1,8 +1,18 @@
 """``battloop assess``: calibrate every installed pack's aging from its evidence and
 store the forecast (Django side of the health package).
 
-Evidence: monthly medians of the BMS-reported SOH from the lake, corrected for the BMS's
-optimism (:func:`battloop.health.estimate.bms_soh_evidence`: bias +2 pp, sd 3 pp).
+Evidence (:mod:`battloop.health.estimate`), each at its month of the pack's history:
+
+* monthly medians of the BMS-reported SOH from the lake, corrected for the BMS's optimism
+  (:func:`~battloop.health.estimate.bms_soh_evidence`: bias +2 pp, sd 3 pp); where a pack
+  has a measured capacity, its BMS's reported fade is rescaled to the measured one (BMSs
+  lag), and a BMS more than 10 pp off the measurement is left out (:func:`_bms_check`);
+* bench capacity tests stored by ``battloop triage grade --bench F --store``
+  (:func:`~battloop.health.estimate.capacity_test_evidence`: ~1 % sd, far stronger);
+* outage discharges found in sub-hourly current/voltage series in the lake, with a rested
+  voltage on both sides (:func:`~battloop.health.estimate.series_evidence`);
+* resistance: bench DCIR and current steps inside discharges, fused by inverse variance
+  (:func:`~battloop.health.estimate.fuse_resistance`) and stored next to the model's ratio.
 Model: the semi-empirical aging model (:mod:`battloop.health.models`) integrated over
 each pack's own history at its site's seasonal climate (cabinet offset included) with
 the BLAST-Lite pack factor 1.2; per-pack rate multipliers with an empirical-Bayes
@@ -14,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -23,7 +34,8 @@ from django.utils import timezone
 
 from battloop.registry.models import Pack
 
-from .estimate import bms_soh_evidence
+from .estimate import (EvidenceRejected, ResistanceEvidence, SeriesFindings, bms_soh_evidence, capacity_test_evidence,
+                       fuse_resistance, series_evidence)
 from .forecast import DAYS_PER_MONTH, Scenario, calibrate_packs, crossing_samples_from_loss, forecast_packs, seasonal_temperature_c
 from .models import simulate_aging, state_at
 from .outlook import aging_anomalies, fleet_backup_outlook, pack_energy_wh, quarter_labels, retirements_per_quarter
@@ -47,6 +59,9 @@ DEFAULT_OUTAGES_PER_YEAR = 12.0
 #: so that a country-scale fleet (millions of sites) holds ~70 values per site and quantile
 #: instead of 181. A site falling short after year five is dated to the year.
 OUTLOOK_MONTHS = np.r_[0:61, 72:HORIZON_MONTHS + 1:12]
+#: The lake scan for sub-hourly discharges keeps samples below -1 A (the per-pack 0.02 C
+#: threshold of :func:`battloop.health.estimate.series_evidence` applies afterwards).
+DISCHARGE_SCAN_FLOOR_A = 1.0
 
 
 def _outages_per_year(p, today) -> float:
@@ -58,13 +73,18 @@ def _outages_per_year(p, today) -> float:
     return float(min(max(lr.cycle_count / years, 0.0), 365.0))
 
 
-def _monthly_bms_soh(serials: list[str]) -> dict[str, list[tuple[dt.date, float]]]:
+def _lake_connection():
+    """A DuckDB connection to the telemetry lake and its reading files, or (None, []) when it holds none."""
     from battloop.telemetry.service import lake
 
     the_lake = lake()
-    if not the_lake.files():
+    files = the_lake.files()
+    return (the_lake.connect(), files) if files else (None, [])
+
+
+def _monthly_bms_soh(serials: list[str], con) -> dict[str, list[tuple[dt.date, float]]]:
+    if con is None:
         return {}
-    con = the_lake.connect()
     rows = con.execute(
         "SELECT pack_serial, epoch_us(date_trunc('month', ts)) AS m, median(soh_pct) FROM readings "
         "WHERE soh_pct IS NOT NULL GROUP BY ALL ORDER BY pack_serial, m").fetchall()
@@ -74,6 +94,189 @@ def _monthly_bms_soh(serials: list[str]) -> dict[str, list[tuple[dt.date, float]
         if serial in wanted:
             out.setdefault(serial, []).append((dt.datetime.fromtimestamp(m_us / 1e6, dt.timezone.utc).date(), float(soh)))
     return out
+
+
+#: A pack's measured capacity reveals how its own BMS reports fade. BMS SOH estimators lag:
+#: they under-report fade more the older the pack (DOMAIN.md section 3), so the BMS's reported
+#: loss is rescaled to the measured loss at the readings within this many months of a
+#: measurement; the BMS then still gives the shape of the pack's history, the measurement its level.
+BMS_ANCHOR_MONTHS = 2
+#: The generic BMS optimism when nothing measured says otherwise (:func:`bms_soh_evidence`'s default).
+BMS_DEFAULT_BIAS = 0.02
+#: Below this reported loss the ratio of measured to reported fade says nothing (a new pack).
+BMS_MIN_LOSS_TO_SCALE = 0.03
+#: A BMS further than this from a measured capacity (after the generic bias) is not estimating
+#: capacity (stuck, never recalibrated): its readings are left out.
+BMS_TRUST_LIMIT = 0.10
+#: A bench DCIR reading: ~3 % repeatability of the pulse method plus ~0.5 mΩ of contacts and
+#: leads (IEC 61960-3 sec. 7.8 DC method; typical 4-wire bench rigs).
+BENCH_DCIR_REL_SD = 0.03
+BENCH_DCIR_FLOOR_MOHM = 0.5
+#: Relative sd added to a capacity test whose temperature was not recorded (room 25 +- 4 C at 0.5 %/C).
+UNKNOWN_TEST_TEMP_REL_SD = 0.02
+#: Resistance grows with age: only evidence within this many days of the latest counts.
+RESISTANCE_WINDOW_DAYS = 365
+_CELLS_IN_SERIES = re.compile(r"(\d+)\s*S", re.I)
+
+
+@dataclass
+class _Evidence:
+    """Measured evidence per pack id: SOH (date, soh, sd, source) and resistance (date, ohm, sd, source),
+    plus counts and rejections for the report."""
+
+    soh: dict = field(default_factory=dict)
+    resistance: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=lambda: {"bench_capacity_tests": 0, "bench_resistance_tests": 0,
+                                                  "bench_before_install": 0, "outage_discharges": 0,
+                                                  "outage_discharges_rejected": 0, "current_steps": 0,
+                                                  "packs_bms_left_out": 0})
+    rejected: list = field(default_factory=list)  # (serial, date, kind, reason)
+
+    def add_soh(self, pack_id, when: dt.date, soh: float, sd: float, source: str):
+        self.soh.setdefault(pack_id, []).append((when, soh, sd, source))
+
+    def add_resistance(self, pack_id, when: dt.date, ohm: float, sd_ohm: float, source: str):
+        self.resistance.setdefault(pack_id, []).append((when, ohm, sd_ohm, source))
+
+
+def _bench_evidence(pack_ids, packs_by_id: dict, today: dt.date, ev: _Evidence) -> None:
+    """Capacity and DCIR of every bench test of the packs (``pack_ids``: a subquery), up to ``today``: one query."""
+    from battloop.triage.models import BenchResult
+
+    rows = (BenchResult.objects.filter(pack_id__in=pack_ids).order_by("pack_id", "tested_at", "id")
+            .values_list("pack_id", "tested_at", "capacity_ah", "test_temp_c", "rated_capacity_ah", "dcir_mohm"))
+    for pack_id, tested_at, capacity_ah, temp_c, rated_ah, dcir_mohm in rows.iterator(chunk_size=5000):
+        p = packs_by_id[pack_id]
+        when = timezone.localdate(tested_at)
+        if when > today:
+            continue  # an assessment as of ``today`` does not see later tests
+        if dcir_mohm is not None:
+            if not dcir_mohm > 0:
+                raise ValueError(f"pack {p.serial}: bench result of {when} has DC resistance {dcir_mohm} mΩ; it must be positive")
+            ohm = dcir_mohm / 1000.0
+            ev.add_resistance(pack_id, when, ohm, math.hypot(BENCH_DCIR_REL_SD * ohm, BENCH_DCIR_FLOOR_MOHM / 1000.0), "bench")
+            ev.counts["bench_resistance_tests"] += 1
+        if capacity_ah is None:
+            continue
+        if when < p.install_date:
+            # a test before this service life (e.g. of a second-life pack) is not on its aging path from install
+            ev.counts["bench_before_install"] += 1
+            ev.rejected.append((p.serial, when, "capacity_test", f"tested before the pack's install date {p.install_date}"))
+            continue
+        rated = rated_ah or p.nameplate_capacity_ah or p.model.rated_capacity_ah
+        try:
+            e = capacity_test_evidence(capacity_ah, rated, temp_c=25.0 if temp_c is None else temp_c)
+        except EvidenceRejected as exc:
+            raise ValueError(f"pack {p.serial}: bench result of {when}, capacity_ah: {exc}") from None
+        sd = e.sd if temp_c is not None else math.hypot(e.sd, UNKNOWN_TEST_TEMP_REL_SD * e.soh)
+        ev.add_soh(pack_id, when, e.soh, sd, "capacity_test")
+        ev.counts["bench_capacity_tests"] += 1
+
+
+def _series_evidence(packs_by_serial: dict, today: dt.date, ev: _Evidence, con, lake_files: list) -> None:
+    """Outage discharges and current steps in the lake's sub-hourly series: two queries.
+
+    Candidate pack-days are those with at least three discharge samples (a daily summary has
+    one reading a day and never qualifies; the filter on current lets DuckDB skip the row
+    groups of float-charged packs). Their readings and those of the days either side (the
+    rests before and after) are then read from those days' partitions only, per pack and
+    source, in time order.
+    """
+    import pyarrow as pa
+
+    if con is None:
+        return
+    end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), dt.timezone.utc)
+    days = con.execute(
+        "SELECT pack_serial, source, CAST(ts AS DATE) AS day FROM readings "
+        "WHERE current_a <= ? AND voltage_v IS NOT NULL AND ts < ? GROUP BY ALL HAVING count(*) >= 3",
+        [-DISCHARGE_SCAN_FLOOR_A, end]).fetchall()
+    windows = {(serial, source, day + dt.timedelta(days=k)) for serial, source, day in days if serial in packs_by_serial
+               for k in (-1, 0, 1)}
+    dates = {d.isoformat() for _, _, d in windows}
+    files = [str(f) for f in lake_files if f.parent.name.split("=", 1)[-1] in dates]  # the lake's date=YYYY-MM-DD partitions
+    if not files:
+        return
+    con.register("_windows", pa.table({"pack_serial": [w[0] for w in windows], "source": [w[1] for w in windows],
+                                       "day": pa.array([w[2] for w in windows], pa.date32())}))
+    rows = con.execute(
+        "SELECT r.pack_serial, r.source, epoch_us(r.ts) AS us, r.current_a, r.voltage_v FROM read_parquet(?, union_by_name = true) r "
+        "JOIN _windows w ON r.pack_serial = w.pack_serial AND r.source IS NOT DISTINCT FROM w.source AND CAST(r.ts AS DATE) = w.day "
+        "WHERE r.ts < ? AND r.current_a IS NOT NULL AND r.voltage_v IS NOT NULL ORDER BY r.pack_serial, r.source, us",
+        [files, end]).fetchnumpy()
+    con.unregister("_windows")
+    if not len(rows["us"]):
+        return
+    serial, source = rows["pack_serial"].astype(object), rows["source"].astype(object)
+    key_change = np.flatnonzero((serial[1:] != serial[:-1]) | (source[1:] != source[:-1])) + 1
+    for a, b in zip(np.r_[0, key_change], np.r_[key_change, len(serial)]):
+        p = packs_by_serial.get(serial[a])
+        if p is None:
+            continue  # not a pack in service (or a serial the registry does not know)
+        us = rows["us"][a:b].astype(np.int64)
+        keep = np.r_[True, np.diff(us) > 0]  # the same reading ingested twice counts once
+        m = _CELLS_IN_SERIES.search(p.model.cell_configuration or "")
+        day0 = dt.datetime.combine(p.install_date, dt.time(0), dt.timezone.utc).timestamp()
+        if m is None:
+            ev.rejected.append((p.serial, None, "series", f"pack model {p.model.code} has no cell configuration like '16S1P': "
+                                                          "its cell voltages, hence its SOC, cannot be read"))
+            continue
+        found: SeriesFindings = series_evidence(us[keep] / 1e6, rows["current_a"][a:b][keep], rows["voltage_v"][a:b][keep],
+                                                int(m.group(1)), p.nameplate_capacity_ah or p.model.rated_capacity_ah,
+                                                chemistry=p.model.chemistry, t0_s=day0)
+        for e in found.soh:
+            when = p.install_date + dt.timedelta(days=int(math.floor(e.t_days)))
+            if e.t_days < 0:  # like a bench test before install: not on this service life's aging path
+                ev.counts["outage_discharges_rejected"] += 1
+                ev.rejected.append((p.serial, when, "outage", f"before the pack's install date {p.install_date}"))
+                continue
+            ev.add_soh(p.pk, when, e.soh, e.sd, e.source)
+            ev.counts["outage_discharges"] += 1
+        for r in found.resistance:
+            ev.add_resistance(p.pk, p.install_date + dt.timedelta(days=int(math.floor(r.t_days))), r.resistance_ohm, r.sd_ohm, r.source)
+            ev.counts["current_steps"] += 1
+        for t_days, kind, reason in found.rejected:
+            when = p.install_date + dt.timedelta(days=int(math.floor(t_days)))
+            if kind == "outage":
+                ev.counts["outage_discharges_rejected"] += 1
+            ev.rejected.append((p.serial, when, kind, reason))
+
+
+def _bms_check(bms: list, measured: list, install_date: dt.date) -> tuple[float, float] | None:
+    """How this pack's BMS compares with its measured capacity: (gap, fade scale).
+
+    ``gap`` is the BMS's SOH (less the generic bias) minus the measured SOH, from its readings
+    within BMS_ANCHOR_MONTHS of each measurement; ``scale`` the measured loss over the reported
+    loss there (1 when the reported loss is too small to compare). Both are inverse-variance
+    weighted over the measurements; None when no reading is near a measurement.
+    """
+    if not bms or not measured:
+        return None
+    months = np.array([_months_between(install_date, m) for m, _ in bms])
+    reported = np.array([r for _, r in bms]) / 100.0 - BMS_DEFAULT_BIAS
+    gaps, scales, weights = [], [], []
+    for when, soh, sd, _ in measured:
+        near = np.abs(months - _months_between(install_date, when)) <= BMS_ANCHOR_MONTHS
+        if near.any():
+            level = float(np.median(reported[near]))
+            gaps.append(level - soh)
+            scales.append((1.0 - soh) / (1.0 - level) if 1.0 - level >= BMS_MIN_LOSS_TO_SCALE else 1.0)
+            weights.append(1.0 / sd**2)
+    if not gaps:
+        return None
+    return float(np.average(gaps, weights=weights)), float(np.average(scales, weights=weights))
+
+
+def _measured_resistance(items: list) -> dict | None:
+    """Inverse-variance fusion of the resistance evidence within RESISTANCE_WINDOW_DAYS of the latest."""
+    if not items:
+        return None
+    latest = max(w for w, *_ in items)
+    recent = [ResistanceEvidence(0.0, ohm, sd, src) for w, ohm, sd, src in items
+              if (latest - w).days <= RESISTANCE_WINDOW_DAYS]
+    fused = fuse_resistance(recent)
+    return {"resistance_mohm_measured": round(1000 * fused["resistance_ohm"], 3), "resistance_mohm_sd": round(1000 * fused["sd_ohm"], 3),
+            "resistance_evidence_count": len(recent), "resistance_measured_on": latest}
 
 
 def _months_between(a: dt.date, b: dt.date) -> int:
@@ -115,7 +318,7 @@ def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None)
     started = time.perf_counter()
     today = today or timezone.localdate()
     price = _price(price_cny_per_kwh)
-    sites, (run,), anomalies = _run(today, [None])
+    sites, (run,), anomalies, measured = _run(today, [None])
     with transaction.atomic():
         HealthAssessment.objects.filter(pack__in=[r.pack for r in run.results]).delete()
         HealthAssessment.objects.bulk_create(run.results, batch_size=2000)
@@ -123,7 +326,9 @@ def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None)
     from battloop.triage.registry_triage import retriage_after_assessment  # packs already triaged see the new SOH
     retriage_after_assessment([r.pack for r in run.results])
     return {"packs": len(run.results), "with_evidence": sum(1 for r in run.results if r.evidence_count), "anomalies": anomalies,
-            "seconds": time.perf_counter() - started, **outlook}
+            "seconds": time.perf_counter() - started, "evidence": measured.counts,
+            "evidence_rejected": [{"pack": s, "date": w, "kind": k, "reason": r} for s, w, k, r in measured.rejected[:50]],
+            "with_measured_resistance": sum(1 for r in run.results if r.resistance_evidence_count), **outlook}
 
 
 def what_if(scenario: Scenario, today: dt.date | None = None, price_cny_per_kwh: float | None = None) -> tuple[dict, dict]:
@@ -131,7 +336,7 @@ def what_if(scenario: Scenario, today: dt.date | None = None, price_cny_per_kwh:
     outages: ``outage_multiplier=2``) next to the baseline, both from one calibration; stores nothing."""
     today = today or timezone.localdate()
     price = _price(price_cny_per_kwh)
-    sites, (base, what), _ = _run(today, [None, scenario])
+    sites, (base, what), _, _ = _run(today, [None, scenario])
     now = timezone.now()
     return (_store_outlook(today, now, price, base, sites, store=False), _store_outlook(today, now, price, what, sites, store=False))
 
@@ -143,14 +348,19 @@ def _price(price_cny_per_kwh: float | None) -> float:
     return price
 
 
-def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook], int]:
+def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook], int, _Evidence]:
     """Calibrate every cohort once and forecast it under each scenario (None = the site's own climate and usage)."""
-    packs = list(Pack.objects.filter(state__in=["installed", "flagged", "redeployed"]).exclude(model=None).exclude(install_date=None)
-                 .exclude(site=None).select_related("model", "site", "site__owner", "owner", "latest_reading"))
+    in_service = (Pack.objects.filter(state__in=["installed", "flagged", "redeployed"]).exclude(model=None).exclude(install_date=None)
+                  .exclude(site=None))
+    packs = list(in_service.select_related("model", "site", "site__owner", "owner", "latest_reading"))
     sites = {p.site_id: p.site for p in packs}
     site_row = {sid: i for i, sid in enumerate(sorted(sites))}
     runs = [_ScenarioOutlook(len(site_row)) for _ in scenarios]
-    evidence = _monthly_bms_soh([p.serial for p in packs])
+    con, lake_files = _lake_connection()
+    evidence = _monthly_bms_soh([p.serial for p in packs], con)
+    measured = _Evidence()
+    _bench_evidence(in_service.values("id"), {p.pk: p for p in packs}, today, measured)
+    _series_evidence({p.serial: p for p in packs}, today, measured, con, lake_files)
     anomalies = 0
     now = timezone.now()
     cohorts: dict[str, list[Pack]] = {}
@@ -167,15 +377,39 @@ def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook],
         nominal = simulate_aging(chemistry, temps, soc_mean=0.97, efc_per_step=0.0, dod=0.5, dt_days=DAYS_PER_MONTH,
                                  pack_factor=PACK_FACTOR)
         loss = (nominal.loss_calendar + nominal.loss_cycle) * PACK_FACTOR
-        n_obs = max((len(evidence.get(p.serial, [])) for p in group), default=0)
+        # Every pack's SOH evidence as (month of its history, soh, sd, source).
+        observations = []
+        for p in group:
+            bms = evidence.get(p.serial, [])
+            own = measured.soh.get(p.pk, [])
+            check = _bms_check(bms, own, p.install_date)
+            obs, left_out, scale = [], 0, 1.0
+            if check is not None and abs(check[0]) > BMS_TRUST_LIMIT:
+                left_out = len(bms)  # this BMS does not track the measured capacity
+                measured.counts["packs_bms_left_out"] += 1
+                measured.rejected.append((p.serial, None, "bms", f"BMS SOH is {100 * check[0]:+.1f} pp off the measured capacity "
+                                                                 f"(beyond {100 * BMS_TRUST_LIMIT:.0f} pp): its {len(bms)} monthly readings are left out"))
+                bms = []
+            elif check is not None:
+                scale = check[1]
+            for month, reported in bms:
+                ev = bms_soh_evidence(reported / 100.0, bias=BMS_DEFAULT_BIAS)
+                # the BMS's reported loss, rescaled to what the measurements found
+                obs.append((_months_between(p.install_date, month), 1.0 - (1.0 - ev.soh) * scale, ev.sd * scale, ev.source))
+            obs.extend((_months_between(p.install_date, when), v, s, src) for when, v, s, src in own)
+            observations.append((obs, left_out))
+        n_obs = max((len(o) for o, _ in observations), default=0)
         soh = np.full((len(group), max(n_obs, 1)), np.nan)
         nom = np.zeros_like(soh)
         sd = np.full_like(soh, 0.03)
-        for i, p in enumerate(group):
-            for j, (month, reported) in enumerate(evidence.get(p.serial, [])):
-                k = min(max(_months_between(p.install_date, month), 0), n_hist - 1)
-                ev = bms_soh_evidence(reported / 100.0, t_days=k * DAYS_PER_MONTH)
-                soh[i, j], nom[i, j], sd[i, j] = ev.soh, loss[i, k], ev.sd
+        sources = []
+        for i, (obs, left_out) in enumerate(observations):
+            counted: dict[str, int] = {"bms_left_out": left_out} if left_out else {}
+            for j, (k, v, s, src) in enumerate(obs):
+                k = min(max(k, 0), n_hist - 1)
+                soh[i, j], nom[i, j], sd[i, j] = v, loss[i, k], s
+                counted[src] = counted.get(src, 0) + 1
+            sources.append(counted)
         post = calibrate_packs(soh, nom, sd)
         ahead = seasonal_temperature_c(np.array([p.site.annual_mean_temp_c or 15.0 for p in group]),
                                        np.array([p.site.temp_amplitude_c or 10.0 for p in group]), HORIZON_MONTHS,
@@ -214,8 +448,9 @@ def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook],
                     rate_multiplier_p50=round(float(math.exp(post.log_m_mean[i])), 4),
                     eol80_p10=_date_ahead(today, cross[0.8][0, i]), eol80_p50=_date_ahead(today, cross[0.8][1, i]),
                     eol80_p90=_date_ahead(today, cross[0.8][2, i]), eol70_p50=_date_ahead(today, cross[0.7][1, i]),
-                    eol60_p50=_date_ahead(today, cross[0.6][1, i]), anomaly=flag_by.get(p.serial, "")[:300]))
-    return sites, runs, anomalies
+                    eol60_p50=_date_ahead(today, cross[0.6][1, i]), anomaly=flag_by.get(p.serial, "")[:300],
+                    evidence_sources=sources[i], **(_measured_resistance(measured.resistance.get(p.pk, [])) or {})))
+    return sites, runs, anomalies, measured
 
 
 def _store_outlook(today, now, price, run_out: _ScenarioOutlook, sites: dict, store: bool = True) -> dict:

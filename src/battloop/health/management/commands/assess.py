@@ -56,6 +56,13 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"assessed {r['packs']:,} packs ({r['with_evidence']:,} with telemetry evidence), "
                           f"{r['anomalies']} aging faster than their cohort, in {r['seconds']:.1f} s")
+        e = r["evidence"]
+        self.stdout.write(f"measured evidence: {e['bench_capacity_tests']:,} bench capacity tests, {e['outage_discharges']:,} outage "
+                          f"discharges ({e['outage_discharges_rejected']:,} found but uninformative), {e['bench_resistance_tests']:,} "
+                          f"bench DCIR and {e['current_steps']:,} current-step resistances ({r['with_measured_resistance']:,} packs "
+                          f"with a measured resistance)")
+        for x in r["evidence_rejected"][:5]:
+            self.stdout.write(f"  not used: {x['pack']} {x['date'] or ''} {x['kind']}: {x['reason']}")
         if r.get("sites"):
             self.stdout.write(f"backup outlook of {r['sites']:,} sites: {r['sites_short_now']:,} short of their required hours now, "
                               f"{r['sites_short_within_5y_p50']:,} within five years (P50); "

@@ -1,0 +1,181 @@
+"""battloop assess fuses measured evidence with the BMS's: bench capacity tests and DCIR
+(stored by the bench import), outage discharges and current steps found in the lake's
+sub-hourly series; the measured resistance shows on the pack page and in the API."""
+
+import datetime as dt
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from battloop.health.assess import BENCH_DCIR_FLOOR_MOHM, BENCH_DCIR_REL_SD, BMS_DEFAULT_BIAS, assess
+from battloop.health.estimate import OCV_TABLES
+from battloop.health.records import HealthAssessment
+from battloop.registry.models import Pack
+from battloop.telemetry.service import ingest_files
+from battloop.triage.bench import import_bench
+
+TODAY = dt.date(2026, 11, 1)  # the demo fixture's today
+
+
+@pytest.fixture
+def demo(demo_instance):
+    return demo_instance(6, seed=5)
+
+
+def seasoned_lfp_pack() -> Pack:
+    """An installed LFP pack in service for five years or more (its BMS has a long SOH series)."""
+    return (Pack.objects.filter(state="installed", model__chemistry="LFP", install_date__lte=TODAY - dt.timedelta(days=5 * 365))
+            .select_related("model").order_by("install_date", "serial").first())
+
+
+def bms_implied_soh(pack: Pack) -> float:
+    """What the pack's BMS says now, less its generic optimism: the level the BMS-only assessment sits at."""
+    return pack.latest_reading.soh_pct / 100.0 - BMS_DEFAULT_BIAS
+
+
+def bench(tmp_path, name, serial, date, capacity_ah=None, dcir_mohm=None, temp_c=25):
+    f = tmp_path / name
+    f.write_text("serial,test_date,capacity_ah,test_temp_c,dcir_mohm,visual_ok\n"
+                 f"{serial},{date},{'' if capacity_ah is None else capacity_ah},{temp_c},{'' if dcir_mohm is None else dcir_mohm},true\n")
+    report = import_bench(f).report
+    assert report.applied == 1, report
+    return f
+
+
+def test_a_bench_test_below_the_bms_pulls_soh_and_eol_down_and_counts_as_evidence(demo, tmp_path):
+    assess(today=TODAY)
+    p = seasoned_lfp_pack()
+    before = HealthAssessment.objects.get(pack=p)
+    others = dict(HealthAssessment.objects.exclude(pack=p).values_list("pack_id", "soh_p50_pct"))
+    assert before.evidence_sources == {"bms": before.evidence_count}
+    measured = bms_implied_soh(p) - 0.06  # the bench finds 6 pp less than the BMS implies
+    bench(tmp_path, "b.csv", p.serial, "2026-10-15", capacity_ah=round(measured * p.model.rated_capacity_ah, 2))
+    r = assess(today=TODAY)
+    after = HealthAssessment.objects.get(pack=p)
+    assert r["evidence"]["bench_capacity_tests"] == 1
+    assert after.evidence_count == before.evidence_count + 1
+    assert after.evidence_sources == {"bms": before.evidence_count, "capacity_test": 1}
+    # the BMS lags: its reported fade, rescaled to the bench's at the test, gives the shape; SOH follows the bench
+    assert after.soh_p50_pct < before.soh_p50_pct - 2
+    assert after.soh_p50_pct == pytest.approx(100 * measured, abs=1.0)
+    assert after.soh_p10_pct <= after.soh_p50_pct <= after.soh_p90_pct
+    assert after.eol70_p50 < before.eol70_p50
+    assert after.rate_multiplier_p50 > before.rate_multiplier_p50
+    # the other packs of the cohort move only through its prior; no other pack gains evidence
+    now = dict(HealthAssessment.objects.exclude(pack=p).values_list("pack_id", "soh_p50_pct"))
+    assert now.keys() == others.keys() and max(abs(now[k] - others[k]) for k in now) < 0.5
+    assert not HealthAssessment.objects.exclude(pack=p).filter(evidence_sources__has_key="capacity_test").exists()
+
+
+def test_a_bms_far_off_the_measured_capacity_is_left_out(demo, tmp_path):
+    assess(today=TODAY)
+    p = seasoned_lfp_pack()
+    before = HealthAssessment.objects.get(pack=p)
+    bench(tmp_path, "b.csv", p.serial, "2026-10-15", capacity_ah=round(0.60 * p.model.rated_capacity_ah, 2))
+    r = assess(today=TODAY)
+    after = HealthAssessment.objects.get(pack=p)
+    assert after.evidence_sources == {"bms_left_out": before.evidence_count, "capacity_test": 1}
+    assert after.evidence_count == 1
+    assert after.soh_p50_pct == pytest.approx(60.0, abs=1.5)
+    assert after.eol80_p50 <= before.eol80_p50 and after.eol70_p50 < before.eol70_p50
+    assert any(x["pack"] == p.serial and x["kind"] == "bms" and "left out" in x["reason"] for x in r["evidence_rejected"])
+
+
+def test_bench_dcir_is_fused_into_a_measured_resistance_with_its_sd(demo, tmp_path):
+    p = seasoned_lfp_pack()
+    bench(tmp_path, "old.csv", p.serial, "2025-06-01", dcir_mohm=30)  # over a year before the latest: resistance grew since
+    bench(tmp_path, "a.csv", p.serial, "2026-10-15", dcir_mohm=40)
+    bench(tmp_path, "b.csv", p.serial, "2026-10-20", dcir_mohm=44)
+    bench(tmp_path, "later.csv", p.serial, "2026-11-20", dcir_mohm=90)  # after the assessment date: not seen
+    r = assess(today=TODAY)
+    h = HealthAssessment.objects.get(pack=p)
+    sd = [math.hypot(BENCH_DCIR_REL_SD * x, BENCH_DCIR_FLOOR_MOHM) for x in (40, 44)]
+    w = np.array([1 / s**2 for s in sd])
+    assert h.resistance_mohm_measured == pytest.approx(float(np.dot(w, [40, 44]) / w.sum()), abs=1e-3)
+    assert h.resistance_mohm_sd == pytest.approx(float(1 / np.sqrt(w.sum())), abs=1e-3)
+    assert h.resistance_evidence_count == 2 and h.resistance_measured_on == dt.date(2026, 10, 20)
+    assert r["evidence"]["bench_resistance_tests"] == 3 and r["with_measured_resistance"] == 1
+    assert HealthAssessment.objects.exclude(pack=p).filter(resistance_mohm_measured__isnull=False).count() == 0
+    assert h.evidence_sources == {"bms": h.evidence_count}  # a DCIR-only sheet says nothing about capacity
+
+
+def _ocv(soc):
+    soc_pts, v_pts = OCV_TABLES["LFP"]
+    return np.interp(soc, soc_pts, v_pts)
+
+
+def write_series(path, p: Pack, day: dt.date, capacity_ah: float, load_a=25.0, steps=False):
+    """A 1-min series of one outage on ``day`` from 13:00: 2 h float rest, a discharge of 70 % of
+    ``capacity_ah``, 2 h rest.
+    With ``steps``: 1 s samples around a load step in the middle of the discharge."""
+    cells = int(p.model.cell_configuration.upper().split("S")[0])
+    r_ohm = 0.035
+    t0 = dt.datetime.combine(day, dt.time(13), dt.timezone.utc).timestamp()
+    ts, cur, volt = [], [], []
+    t, soc = t0, 1.0
+    for _ in range(120):
+        ts.append(t); cur.append(0.05); volt.append(cells * 3.45); t += 60
+    for k in range(int(0.7 * capacity_ah / load_a * 60)):
+        if steps and k == 60:  # a second of higher load, sampled every second
+            for load in (load_a, load_a, load_a + 30, load_a + 30):
+                ts.append(t); cur.append(-load); volt.append(cells * _ocv(soc) - load * r_ohm); t += 1
+        ts.append(t); cur.append(-load_a); volt.append(cells * _ocv(soc) - load_a * r_ohm); t += 60
+        soc -= load_a / 60 / capacity_ah
+    for _ in range(120):
+        ts.append(t); cur.append(0.0); volt.append(cells * _ocv(soc)); t += 60
+    n = len(ts)
+    pq.write_table(pa.table({"ts": pa.array(np.round(np.array(ts) * 1000).astype(np.int64)), "pack_serial": [p.serial] * n,
+                             "site_code": [p.site.code] * n, "voltage_v": np.round(volt, 3), "current_a": np.round(cur, 2)}), path)
+    res = ingest_files([path], "csv")
+    assert res[0].accepted == n and res[0].quarantined == 0
+    return soc
+
+
+def test_a_rested_outage_in_the_lake_is_fused_and_the_demo_outages_are_rejected_with_the_reason(demo, tmp_path):
+    r = assess(today=TODAY)
+    # the demo's 1-min outage days go straight from discharge to recharge: no rested end voltage
+    assert r["evidence"]["outage_discharges"] == 0 and r["evidence"]["outage_discharges_rejected"] == 3
+    assert {x["reason"] for x in r["evidence_rejected"] if x["kind"] == "outage"} == {
+        "no rest after the discharge (the charger resumed at once): the SOC at its end is unknown"}
+    p = seasoned_lfp_pack()
+    before = HealthAssessment.objects.get(pack=p)
+    capacity = (bms_implied_soh(p) - 0.06) * p.model.rated_capacity_ah
+    write_series(tmp_path / "outage.parquet", p, dt.date(2026, 10, 20), capacity, steps=True)
+    r = assess(today=TODAY)
+    after = HealthAssessment.objects.get(pack=p)
+    assert r["evidence"]["outage_discharges"] == 1 and r["evidence"]["current_steps"] == 2  # the load up, and down again
+    assert after.evidence_sources == {"bms": before.evidence_count, "outage_discharge": 1}
+    assert after.soh_p50_pct < before.soh_p50_pct - 2
+    assert after.soh_p50_pct == pytest.approx(100 * capacity / p.model.rated_capacity_ah, abs=2.0)
+    assert after.eol70_p50 < before.eol70_p50  # (this pack is already below 80 %)
+    # the load steps read the pack's 35 mOhm
+    assert after.resistance_mohm_measured == pytest.approx(35.0, abs=0.5)
+    assert after.resistance_evidence_count == 2 and after.resistance_measured_on == dt.date(2026, 10, 20)
+
+
+def test_measured_resistance_shows_on_the_pack_page_and_in_the_api(demo, tmp_path, client):
+    from django.contrib.auth import get_user_model
+
+    from battloop.web.access import actor_for_user, packs_for
+
+    user = get_user_model().objects.get(username="demo")
+    visible = packs_for(actor_for_user(user))
+    p = visible.filter(state="installed").select_related("model").order_by("serial").first()
+    bench(tmp_path, "a.csv", p.serial, "2026-10-15", capacity_ah=round(0.85 * p.model.rated_capacity_ah, 2), dcir_mohm=40)
+    assess(today=TODAY)
+    client.force_login(user)
+    html = client.get(f"/packs/{p.serial}/").content.decode()
+    assert "40.0 ± 1.3 mΩ" in html and "2026-10-15" in html
+    assert "capacity tests 1" in html
+    data = client.get(f"/api/v1/packs/{p.serial}/health").json()
+    assert data["resistance_mohm_measured"] == pytest.approx(40.0)
+    assert data["resistance_mohm_sd"] == pytest.approx(1.3, abs=0.001)
+    assert data["resistance_evidence_count"] == 1 and data["resistance_measured_on"] == "2026-10-15"
+    assert data["evidence_sources"]["capacity_test"] == 1
+    other = visible.filter(health__isnull=False).exclude(pk=p.pk).first()
+    html = client.get(f"/packs/{other.serial}/").content.decode()
+    assert "not measured" in html
+    assert client.get(f"/api/v1/packs/{other.serial}/health").json()["resistance_mohm_measured"] is None
