@@ -33,10 +33,6 @@ weighted mixture. Calendar series use the power law only: storage/float fade
 is diffusion-limited and decelerating (Naumann 2018), and short calendar
 windows would otherwise reward forms that fail far ahead.
 
-Calendar series measured at shared check-up times first lose the residual
-the cohort shares at each check-up (a session random effect, see
-:func:`_remove_session_effects`); its spread joins the predictive variance.
-
 The predictive variance adds measurement noise, parameter uncertainty
 (Gauss-Newton covariance), the spread between forms and a model-form term
 ``(kappa * |forecast change beyond the data|)^2`` (for calendar series the change is
@@ -155,13 +151,13 @@ def fit_form(form, t, y, tau, sigma, b_prior=1.0, b_log_sd=0.6):
         p, cov, J = _nls(form, x, y, 1.0, [y_init, np.log(a0), np.log(b_prior)],
                          [-np.inf, np.log(1e-9), np.log(B_MIN)], [np.inf, np.log(10.0), np.log(B_MAX)],
                          extra=lambda p: prior(p) * sigma, f_scale=2.5 * sigma)
-        # Laplace posterior covariance: the data rows carry the residual variance s2, the prior
-        # rows (scaled by sigma in the fit) keep their own precision. Scaling the whole J'J by s2
-        # would weaken the cohort prior whenever the residuals exceed the noise estimate.
+        # Laplace posterior covariance: the data rows carry the residual variance s2, the priors
+        # keep their own precision. Scaling the whole J'J by s2 would weaken the cohort prior
+        # whenever the residuals exceed the noise estimate. (The prior's precision is written
+        # out: the solver's Jacobian rows are down-weighted by the robust loss, which is meant
+        # for outlying data, not for the prior.)
         r = y - Curve(form, p, cov)._f(p, x)
         s2 = max(np.mean(r**2), sigma**2)
-        # (the prior's precision is written out: the solver's Jacobian rows are down-weighted by
-        # the robust loss, which is meant for outlying data, not for the prior)
         prior_precision = np.diag([1.0 / max(5 * sigma, 0.01) ** 2, 0.0, 1.0 / b_log_sd**2])
         cov = np.nan_to_num(np.linalg.pinv(J[:n].T @ J[:n] / s2 + prior_precision), nan=0.0, posinf=0.0)
         return Curve(form, p, cov, tau)
@@ -211,8 +207,6 @@ class SeriesFit:
     var_scale: float = 1.0
     #: where the model-form term starts from: the end of the data, or (calendar) the centroid of its times
     t_anchor: float | None = None
-    #: sd of the check-up (session) effect shared by the cohort's series at a future check-up
-    session_sd: float = 0.0
 
     @property
     def power(self) -> Curve | None:
@@ -244,7 +238,7 @@ class SeriesFit:
         t, mu, var = self._mix(t)
         mu_end = self._mix(np.array([self.t_end if self.t_anchor is None else self.t_anchor]))[1][0]
         change = np.where(t > self.t_end, np.abs(mu_end - mu), 0.0)
-        return np.sqrt(self.noise_sd**2 + self.session_sd**2 + self.var_scale * var + (self.kappa * change) ** 2)
+        return np.sqrt(self.noise_sd**2 + self.var_scale * var + (self.kappa * change) ** 2)
 
     def quantiles(self, t, z=(Z_P10, Z_P50, Z_P90)):
         t, mu, var = self._mix(t)
@@ -330,43 +324,6 @@ def _cohort_exponent(series, tau, kind):
     return float(np.exp(lb)), float(np.clip(spread, 0.05, sd_max))
 
 
-def _remove_session_effects(series, tau, b_c, b_sd, min_series=3):
-    """Check-up (session) effects shared by the series measured at the same ``t``.
-
-    Cells of a calendar-aging test are characterised together at each check-up,
-    and what happens at a check-up moves every cell's capacity alike (chamber
-    temperature, rest time, cycler calibration), as does any departure from the
-    power law that the whole cohort shares. In the Naumann et al. 2018 check-ups
-    the residuals of all 17 conditions have the same sign and nearly the same
-    size at each check-up, so they are not independent per-series noise. The
-    shared part is modelled as a random effect per session (crossed random
-    effects, Baayen et al. 2008, J. Memory and Language 59:390): estimated as
-    the median residual of the cohort-prior power fits at each ``t`` held by at
-    least ``min_series`` series and removed from the data before calibration.
-    Its spread is added to the predictive variance, because a future check-up
-    has its own unknown effect. Returns the adjusted series and that spread.
-    """
-    keys, resid = [], []
-    for k, (t, y) in series.items():
-        c = fit_form("power", t, y, tau, noise_scale(y), b_c, b_sd)
-        keys.append(np.round(t, 6))
-        resid.append(y - c.mean(t))
-    allk, allr = np.concatenate(keys), np.concatenate(resid)
-    uniq, inv, counts = np.unique(allk, return_inverse=True, return_counts=True)
-    shared = counts >= min_series
-    if shared.sum() < 3:
-        return series, 0.0
-    shift = np.zeros(uniq.size)
-    for j in np.nonzero(shared)[0]:
-        shift[j] = float(np.median(allr[inv == j]))
-    # the first check-up is the reference every series is normalised to, so its shift
-    # is model misfit, not a session effect, and says nothing about future sessions
-    later = shared & (uniq > uniq[0])
-    sd = float(np.sqrt(np.mean(shift[later] ** 2))) if later.any() else 0.0
-    out = {k: (t, y - shift[np.searchsorted(uniq, kk)]) for (k, (t, y)), kk in zip(series.items(), keys)}
-    return out, sd
-
-
 def _fit_all_forms(t, y, tau, sigma, b_c, b_sd, forms=FORMS):
     out = {}
     for form in forms:
@@ -385,8 +342,6 @@ def _fit_all_forms(t, y, tau, sigma, b_c, b_sd, forms=FORMS):
 #: cycle fade can be linear, decelerating or accelerating (knee), so all forms
 #: compete and the rolling-origin scores decide.
 KIND_FORMS = {"calendar": ("power",), "cycle": FORMS}
-#: key of the power law fitted to calendar series before their session effects were removed
-UNADJUSTED = "power_unadjusted"
 
 
 def fit_cohort(series: dict, kind: str = "cycle", inner_cuts=(0.6, 0.8), forms=None) -> CohortFit:
@@ -408,25 +363,6 @@ def fit_cohort(series: dict, kind: str = "cycle", inner_cuts=(0.6, 0.8), forms=N
             raise TrajectoryError(f"series {k}: t must be strictly increasing")
     tau = float(np.median([t.max() for t, _ in series.values()])) or 1.0
     b_c, b_sd = _cohort_exponent(series, tau, kind)
-    session_sd = 0.0
-    raw_series = series
-    if kind == "calendar":
-        series, session_sd = _remove_session_effects(series, tau, b_c, b_sd)
-    if session_sd > 0:
-        # Whether the shared residual is session noise or a trend the cohort shares cannot be
-        # told in advance; the power law fitted to the unadjusted series competes as a form
-        # of its own and the rolling-origin scores weigh the two.
-        forms = forms + (UNADJUSTED,)
-
-    def fit_curves(k, m=None):
-        t, y = series[k]
-        m = np.ones(t.size, bool) if m is None else m
-        curves = _fit_all_forms(t[m], y[m], tau, noise[k], b_c, b_sd, [f for f in forms if f != UNADJUSTED])
-        if UNADJUSTED in forms:
-            t_raw, y_raw = raw_series[k]
-            curves[UNADJUSTED] = fit_form("power", t_raw[m], y_raw[m], tau, noise[k], b_c, b_sd)
-        return curves
-
     noise = {}
     for k, (t, y) in series.items():
         # differences overstate the noise of sparse, curved series (check-ups every
@@ -448,7 +384,7 @@ def fit_cohort(series: dict, kind: str = "cycle", inner_cuts=(0.6, 0.8), forms=N
             m = t <= cut
             if m.sum() < 4 or (~m).sum() < 2:
                 continue
-            curves = fit_curves(k, m)
+            curves = _fit_all_forms(t[m], y[m], tau, noise[k], b_c, b_sd, forms)
             tt, yy = t[~m], y[~m]
             for f in forms:
                 if f in curves:
@@ -504,7 +440,7 @@ def fit_cohort(series: dict, kind: str = "cycle", inner_cuts=(0.6, 0.8), forms=N
         hz = (tt - cut) / max(cut, 1e-9)
         if not ok.any():
             continue
-        rows.append(np.column_stack([(yy - mu)[ok], np.full(ok.sum(), noise[k] ** 2 + session_sd**2), var[ok], change[ok], hz[ok] / hz[ok].sum()]))
+        rows.append(np.column_stack([(yy - mu)[ok], np.full(ok.sum(), noise[k] ** 2), var[ok], change[ok], hz[ok] / hz[ok].sum()]))
     kappa, var_scale = 0.5, 1.0
     if rows:
         e, n2, v, c, wt = np.concatenate(rows).T
@@ -534,8 +470,8 @@ def fit_cohort(series: dict, kind: str = "cycle", inner_cuts=(0.6, 0.8), forms=N
 
     fits = {}
     for k, (t, y) in series.items():
-        curves = fit_curves(k)
+        curves = _fit_all_forms(t, y, tau, noise[k], b_c, b_sd, forms)
         w = {f: weights[f] for f in weights if f in curves} or {f: 1.0 for f in curves}
         fits[k] = SeriesFit(k, curves, w, tau, float(t[-1]), noise[k], kappa, n_points=int(t.size), var_scale=var_scale,
-                            t_anchor=float(np.mean(t)) if anchor_centroid else None, session_sd=session_sd)
+                            t_anchor=float(np.mean(t)) if anchor_centroid else None)
     return CohortFit(b_cohort=b_c, b_log_sd=b_sd, weights=weights, kappa=kappa, fits=fits, var_scale=var_scale)
