@@ -449,8 +449,27 @@ def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook],
                     eol80_p10=_date_ahead(today, cross[0.8][0, i]), eol80_p50=_date_ahead(today, cross[0.8][1, i]),
                     eol80_p90=_date_ahead(today, cross[0.8][2, i]), eol70_p50=_date_ahead(today, cross[0.7][1, i]),
                     eol60_p50=_date_ahead(today, cross[0.6][1, i]), anomaly=flag_by.get(p.serial, "")[:300],
-                    evidence_sources=sources[i], **(_measured_resistance(measured.resistance.get(p.pk, [])) or {})))
+                    evidence_sources=sources[i], forecast=_pack_forecast(today, fc, cross, i),
+                    **(_measured_resistance(measured.resistance.get(p.pk, [])) or {})))
     return sites, runs, anomalies, measured
+
+
+#: Years ahead at which each pack's SOH and resistance quantiles are stored (the forecast runs monthly).
+FORECAST_YEARS = (1, 2, 3, 4, 5, 7, 10, 15)
+
+
+def _pack_forecast(today: dt.date, fc, cross: dict, i: int) -> dict:
+    """Pack ``i``'s stored forecast: quantile paths at FORECAST_YEARS and every threshold's crossing dates."""
+    idx = [min(12 * y, fc.soh.shape[-1]) - 1 for y in FORECAST_YEARS]
+    q = ("p10", "p50", "p90")
+    return {
+        "years_ahead": list(FORECAST_YEARS),
+        "soh_pct": {k: [round(100.0 * float(v), 2) for v in fc.soh[j, i, idx]] for j, k in enumerate(q)},
+        "resistance_ratio": {k: [round(float(v), 4) for v in fc.resistance[j, i, idx]] for j, k in enumerate(q)},
+        "crossings": {f"{round(100 * thr)}": {k: (d.isoformat() if (d := _date_ahead(today, months[j, i])) else None)
+                                            for j, k in enumerate(q)}
+                      for thr, months in sorted(cross.items(), reverse=True)},
+    }
 
 
 def _store_outlook(today, now, price, run_out: _ScenarioOutlook, sites: dict, store: bool = True) -> dict:

@@ -30,6 +30,9 @@ class HealthAssessment(models.Model):
     resistance_mohm_sd = models.FloatField(null=True, help_text="standard deviation of the measured resistance, mΩ")
     resistance_evidence_count = models.PositiveIntegerField(default=0, help_text="resistance measurements fused (within a year of the latest)")
     resistance_measured_on = models.DateField(null=True, help_text="date of the latest resistance measurement")
+    forecast = models.JSONField(default=dict, help_text=(
+        "SOH % and resistance ratio P10/P50/P90 at years ahead, and the P10/P50/P90 dates of crossing each "
+        "triage threshold (80, 70, 60, 20 % SOH; null: not within the horizon)"))
 
     class Meta:
         indexes = [models.Index(fields=["eol80_p50"])]

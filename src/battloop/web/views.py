@@ -151,12 +151,25 @@ def _pack_context(request, pack, error: str = ""):
 
     events = list(pack.events.select_related("organization").order_by("seq"))
     chain = verify_chains(pack.serial)
+    health = HealthAssessment.objects.filter(pack=pack).first()
     return {"pack": pack, "events": events, "chain_ok": not chain.breaks, "chain_breaks": chain.breaks,
-            "health": HealthAssessment.objects.filter(pack=pack).first(),
+            "health": health, **_forecast_rows(health),
             "decision": TriageDecision.objects.filter(pack=pack, current=True).select_related("policy").first(),
             "alarms": ActiveAlarm.objects.filter(pack=pack).order_by("code"),
             "next_states": [s.value for s in allowed_targets(pack.state)], "error": error,
             "can_transition": request.actor.can("transition")}
+
+
+def _forecast_rows(health) -> dict:
+    """The stored per-pack forecast as table rows: one per year ahead, one per SOH threshold."""
+    fc = (health.forecast if health else None) or {}
+    if not fc:
+        return {"forecast_rows": [], "crossing_rows": []}
+    soh, res = fc["soh_pct"], fc["resistance_ratio"]
+    rows = [{"years": y, "soh_p10": soh["p10"][j], "soh_p50": soh["p50"][j], "soh_p90": soh["p90"][j], "res_p50": res["p50"][j]}
+            for j, y in enumerate(fc["years_ahead"])]
+    crossings = [{"threshold": thr, **dates} for thr, dates in fc["crossings"].items()]
+    return {"forecast_rows": rows, "crossing_rows": crossings}
 
 
 @member_required

@@ -5,6 +5,9 @@ Run from this directory after `django-admin makemessages -l zh_Hans`; then compi
 (states, event kinds, roles, site types, job statuses) are listed here too.
 """
 ZH = {
+    "Forecast": "预测", "years ahead": "未来年数", "below SOH": "SOH 低于",
+    "P10 is the pessimistic case: the lower SOH and the earlier date. — means not within 15 years.":
+        "P10 为悲观情形：SOH 更低、日期更早。— 表示 15 年内不会发生。",
     "Too many failed attempts. Try again in 15 minutes.": "失败次数过多，请 15 分钟后再试。",
     "Status": "状态", "Ignored columns": "已忽略的列", "row": "行", "field": "字段", "value": "值", "reason": "原因",
     "Download quarantine report (CSV)": "下载隔离报告（CSV）", "Lifecycle": "生命周期",
