@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -14,7 +15,7 @@ from battloop.health.assess import BENCH_DCIR_FLOOR_MOHM, BENCH_DCIR_REL_SD, BMS
 from battloop.health.estimate import OCV_TABLES
 from battloop.health.records import HealthAssessment
 from battloop.registry.models import Pack
-from battloop.telemetry.service import ingest_files
+from battloop.telemetry.service import ingest_files, lake
 from battloop.triage.bench import import_bench
 
 TODAY = dt.date(2026, 11, 1)  # the demo fixture's today
@@ -140,6 +141,8 @@ def test_a_rested_outage_in_the_lake_is_fused_and_the_demo_outages_are_rejected_
     assert r["evidence"]["outage_discharges"] == 0 and r["evidence"]["outage_discharges_rejected"] == 3
     assert {x["reason"] for x in r["evidence_rejected"] if x["kind"] == "outage"} == {
         "no rest after the discharge (the charger resumed at once): the SOC at its end is unknown"}
+    # the daily summary's 12:00 reading shares its instant with a minute of each outage day: both left out
+    assert r["evidence"]["series_conflicting_readings"] == 6
     p = seasoned_lfp_pack()
     before = HealthAssessment.objects.get(pack=p)
     capacity = (bms_implied_soh(p) - 0.06) * p.model.rated_capacity_ah
@@ -154,6 +157,42 @@ def test_a_rested_outage_in_the_lake_is_fused_and_the_demo_outages_are_rejected_
     # the load steps read the pack's 35 mOhm
     assert after.resistance_mohm_measured == pytest.approx(35.0, abs=0.5)
     assert after.resistance_evidence_count == 2 and after.resistance_measured_on == dt.date(2026, 10, 20)
+
+
+def test_readings_at_one_instant_count_once_when_they_agree_and_not_at_all_when_they_disagree(demo, tmp_path):
+    p = seasoned_lfp_pack()
+    capacity = (bms_implied_soh(p) - 0.06) * p.model.rated_capacity_ah
+    write_series(tmp_path / "outage.parquet", p, dt.date(2026, 10, 20), capacity)
+    the_lake = lake()
+    stored = pa.concat_tables([pq.read_table(f) for f in the_lake.files() if f.parent.name == "date=2026-10-20"])
+    stored = stored.filter(pc.equal(stored.column("pack_serial"), p.serial)).sort_by("ts")
+    assert stored.column("current_a")[130].as_py() < 0 and stored.column("current_a")[140].as_py() < 0  # in the discharge
+    # the lake holds two more readings with the keys of stored ones (as two exports ingested together,
+    # or an interrupted compaction, leave them): one the same, one at rest, stamped on a minute of it
+    again = stored.take([130])
+    rested = stored.take([140])
+    rested = rested.set_column(rested.schema.get_field_index("current_a"), "current_a", pa.array([0.3]))
+    the_lake.write(pa.concat_tables([again, rested]))
+    # whichever order the lake returns the tied readings in, the discharge stays whole
+    r = assess(today=TODAY)
+    assert r["evidence"]["outage_discharges"] == 1
+    assert r["evidence"]["series_conflicting_readings"] == 6 + 2  # the demo's own (see above) and the pair at minute 140
+    assert HealthAssessment.objects.get(pack=p).evidence_sources["outage_discharge"] == 1
+
+
+def test_the_readings_kept_at_one_instant_do_not_depend_on_their_order():
+    from itertools import permutations
+
+    from battloop.health.assess import _one_reading_per_instant
+
+    # instants 0 and 2: one reading twice; instant 1: two readings that disagree
+    rows = [(0, -20.0, 52.0), (0, -20.0, 52.0), (1, -20.0, 51.9), (1, 0.3, 53.5), (2, -20.0, 51.8), (2, -20.0, 51.8), (3, 0.0, 53.0)]
+    for perm in permutations(rows):
+        ordered = sorted(perm, key=lambda x: x[0])  # sorted by time only: ties in any order
+        us, cur, volt = (np.array(c) for c in zip(*ordered))
+        keep, conflicting = _one_reading_per_instant(us, cur, volt)
+        assert sorted(zip(us[keep].tolist(), cur[keep].tolist())) == [(0, -20.0), (2, -20.0), (3, 0.0)]
+        assert conflicting == 2
 
 
 def test_measured_resistance_shows_on_the_pack_page_and_in_the_api(demo, tmp_path, client):

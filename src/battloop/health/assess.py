@@ -129,6 +129,7 @@ class _Evidence:
     counts: dict = field(default_factory=lambda: {"bench_capacity_tests": 0, "bench_resistance_tests": 0,
                                                   "bench_before_install": 0, "outage_discharges": 0,
                                                   "outage_discharges_rejected": 0, "current_steps": 0,
+                                                  "series_conflicting_readings": 0,
                                                   "packs_bms_left_out": 0})
     rejected: list = field(default_factory=list)  # (serial, date, kind, reason)
 
@@ -173,6 +174,16 @@ def _bench_evidence(pack_ids, packs_by_id: dict, today: dt.date, ev: _Evidence) 
         ev.counts["bench_capacity_tests"] += 1
 
 
+def _one_reading_per_instant(us: np.ndarray, current_a: np.ndarray, voltage_v: np.ndarray) -> tuple[np.ndarray, int]:
+    """Which readings of one time-ordered series (sorted by time, then current, then voltage)
+    to use, and how many were left out as conflicting: of readings at the same instant, one
+    is kept when they all agree, none when any two disagree."""
+    same = np.diff(us) == 0
+    differ = same & ((current_a[1:] != current_a[:-1]) | (voltage_v[1:] != voltage_v[:-1]))
+    conflicting = np.isin(us, us[1:][differ])
+    return np.r_[True, ~same] & ~conflicting, int(np.count_nonzero(conflicting))
+
+
 def _series_evidence(packs_by_serial: dict, today: dt.date, ev: _Evidence, con, lake_files: list) -> None:
     """Outage discharges and current steps in the lake's sub-hourly series: two queries.
 
@@ -181,6 +192,12 @@ def _series_evidence(packs_by_serial: dict, today: dt.date, ev: _Evidence, con, 
     groups of float-charged packs). Their readings and those of the days either side (the
     rests before and after) are then read from those days' partitions only, per pack and
     source, in time order.
+
+    Two readings of one pack and source at the same instant are the same reading ingested
+    twice when they agree, and count once; when they disagree (e.g. a daily summary stamped
+    on a minute of a sub-hourly series) neither is known to be the pack's state at that
+    instant, and both are left out. Either way the series does not depend on the order in
+    which the lake's files return tied rows.
     """
     import pyarrow as pa
 
@@ -202,7 +219,8 @@ def _series_evidence(packs_by_serial: dict, today: dt.date, ev: _Evidence, con, 
     rows = con.execute(
         "SELECT r.pack_serial, r.source, epoch_us(r.ts) AS us, r.current_a, r.voltage_v FROM read_parquet(?, union_by_name = true) r "
         "JOIN _windows w ON r.pack_serial = w.pack_serial AND r.source IS NOT DISTINCT FROM w.source AND CAST(r.ts AS DATE) = w.day "
-        "WHERE r.ts < ? AND r.current_a IS NOT NULL AND r.voltage_v IS NOT NULL ORDER BY r.pack_serial, r.source, us",
+        "WHERE r.ts < ? AND r.current_a IS NOT NULL AND r.voltage_v IS NOT NULL "
+        "ORDER BY r.pack_serial, r.source, us, r.current_a, r.voltage_v",
         [files, end]).fetchnumpy()
     con.unregister("_windows")
     if not len(rows["us"]):
@@ -214,7 +232,8 @@ def _series_evidence(packs_by_serial: dict, today: dt.date, ev: _Evidence, con, 
         if p is None:
             continue  # not a pack in service (or a serial the registry does not know)
         us = rows["us"][a:b].astype(np.int64)
-        keep = np.r_[True, np.diff(us) > 0]  # the same reading ingested twice counts once
+        keep, conflicting = _one_reading_per_instant(us, rows["current_a"][a:b], rows["voltage_v"][a:b])
+        ev.counts["series_conflicting_readings"] += conflicting
         m = _CELLS_IN_SERIES.search(p.model.cell_configuration or "")
         day0 = dt.datetime.combine(p.install_date, dt.time(0), dt.timezone.utc).timestamp()
         if m is None:
