@@ -141,8 +141,9 @@ def test_a_rested_outage_in_the_lake_is_fused_and_the_demo_outages_are_rejected_
     assert r["evidence"]["outage_discharges"] == 0 and r["evidence"]["outage_discharges_rejected"] == 3
     assert {x["reason"] for x in r["evidence_rejected"] if x["kind"] == "outage"} == {
         "no rest after the discharge (the charger resumed at once): the SOC at its end is unknown"}
-    # the daily summary's 12:00 reading shares its instant with a minute of each outage day: both left out
-    assert r["evidence"]["series_conflicting_readings"] == 6
+    # the daily summary's 12:00 reading shares its instant with a minute of each outage day, but the
+    # export names each row's source (fsu-daily, bms-1min): two series, nothing in conflict
+    assert r["evidence"]["series_conflicting_readings"] == 0
     p = seasoned_lfp_pack()
     before = HealthAssessment.objects.get(pack=p)
     capacity = (bms_implied_soh(p) - 0.06) * p.model.rated_capacity_ah
@@ -167,8 +168,8 @@ def test_readings_at_one_instant_count_once_when_they_agree_and_not_at_all_when_
     stored = pa.concat_tables([pq.read_table(f) for f in the_lake.files() if f.parent.name == "date=2026-10-20"])
     stored = stored.filter(pc.equal(stored.column("pack_serial"), p.serial)).sort_by("ts")
     assert stored.column("current_a")[130].as_py() < 0 and stored.column("current_a")[140].as_py() < 0  # in the discharge
-    # the lake holds two more readings with the keys of stored ones (as two exports ingested together,
-    # or an interrupted compaction, leave them): one the same, one at rest, stamped on a minute of it
+    # the lake holds two more readings with the keys of stored ones (as an interrupted compaction
+    # leaves them): one the same, one at rest, stamped on a minute of it
     again = stored.take([130])
     rested = stored.take([140])
     rested = rested.set_column(rested.schema.get_field_index("current_a"), "current_a", pa.array([0.3]))
@@ -176,7 +177,7 @@ def test_readings_at_one_instant_count_once_when_they_agree_and_not_at_all_when_
     # whichever order the lake returns the tied readings in, the discharge stays whole
     r = assess(today=TODAY)
     assert r["evidence"]["outage_discharges"] == 1
-    assert r["evidence"]["series_conflicting_readings"] == 6 + 2  # the demo's own (see above) and the pair at minute 140
+    assert r["evidence"]["series_conflicting_readings"] == 2  # the pair at minute 140
     assert HealthAssessment.objects.get(pack=p).evidence_sources["outage_discharge"] == 1
 
 

@@ -57,9 +57,11 @@ class IngestResult:
     files: list[str] = field(default_factory=list)
     report: dict = field(default_factory=dict)
     seconds: float = 0.0
+    #: latest accepted ts per pack after this file (pack_serial, ts), for the next file's checks
+    watermark: pa.Table | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
-        return self.__dict__.copy()
+        return {k: v for k, v in self.__dict__.items() if k != "watermark"}
 
 
 def file_sha256(path: str | Path, chunk: int = 4 * 1024 * 1024) -> str:
@@ -236,6 +238,7 @@ class Lake:
             while pending:
                 res.files += pending.pop(0).result()
             res.report = {"by_reason": totals, "unknown_serials": sorted(unknown)}
+            res.watermark = watermark
             res.seconds = time.perf_counter() - t0
             manifest = {"path": str(path), "sha256": sha, "format": fmt, "accepted": res.accepted,
                         "quarantined": res.quarantined, "files": [os.path.relpath(f, self.root) for f in res.files],

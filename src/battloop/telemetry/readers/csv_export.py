@@ -271,9 +271,21 @@ def _convert(batch: pa.RecordBatch | pa.Table, plan: _Plan, row_offset: int, err
     if plan.ts_kind == "text" and not plan.ts_zoned and not plan.tz_explicit:
         # naive local times read in the mapping's default zone, not one the user named
         flags |= np.uint32(Quality.TZ_ASSUMED)
-    out["source"] = pa.repeat(pa.scalar(SOURCE, pa.string()), n)
+    out["source"] = _source_labels(src.get("source"), n)
     out["quality"] = pa.array(flags, pa.uint32())
     return pa.Table.from_pydict({f.name: out[f.name] for f in READING_SCHEMA}, schema=READING_SCHEMA)
+
+
+def _source_labels(given, n: int) -> pa.Array:
+    """``csv``, or ``csv:<label>`` where the export names each row's own source (e.g. an FSU's
+    daily summary and a BMS's 1-minute log in one hand-over): a reading is keyed by pack,
+    time and source, so two instruments sampling at the same instant stay two readings
+    instead of one being taken for a duplicate of the other."""
+    if given is None:
+        return pa.repeat(pa.scalar(SOURCE, pa.string()), n)
+    label = pc.utf8_trim_whitespace(pc.cast(given.combine_chunks() if isinstance(given, pa.ChunkedArray) else given, pa.string()))
+    named = pc.and_kleene(pc.is_valid(label), pc.not_equal(label, ""))
+    return pc.if_else(pc.fill_null(named, False), pc.binary_join_element_wise(SOURCE, label, ":"), SOURCE)
 
 
 def _raw(arr: pa.Array, i: int) -> str:
@@ -458,7 +470,7 @@ def _options(plan: _Plan, headers_used: list[str], tolerant: bool):
             if c == "ts":
                 types[h] = ((pa.int64() if plan.ts_int else pa.float64()) if plan.ts_kind == "number"
                             else TS_TYPE if plan.ts_zoned else pa.timestamp("us"))
-            elif c in ("pack_serial", "site_code", "alarm_codes"):
+            elif c in ("pack_serial", "site_code", "alarm_codes", "source"):
                 types[h] = pa.string()
             elif c == "slot":
                 types[h] = pa.int16()
