@@ -168,7 +168,8 @@ def _forecast_rows(health) -> dict:
     soh, res = fc["soh_pct"], fc["resistance_ratio"]
     rows = [{"years": y, "soh_p10": soh["p10"][j], "soh_p50": soh["p50"][j], "soh_p90": soh["p90"][j], "res_p50": res["p50"][j]}
             for j, y in enumerate(fc["years_ahead"])]
-    crossings = [{"threshold": thr, **dates} for thr, dates in fc["crossings"].items()]
+    # highest threshold first (a JSON object's key order is not kept by PostgreSQL's jsonb)
+    crossings = [{"threshold": thr, **dates} for thr, dates in sorted(fc["crossings"].items(), key=lambda kv: -float(kv[0]))]
     return {"forecast_rows": rows, "crossing_rows": crossings}
 
 
