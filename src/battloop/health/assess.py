@@ -458,17 +458,17 @@ def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook],
                 out.retire_months.append(crossing_samples_from_loss(fc.loss_nominal[first_life], post.subset(first_life),
                                                                     RETIREMENT_SOH, OUTLOOK_SAMPLES))
                 out.retire_packs.extend(p for p, f in zip(group, first_life) if f)
-            cross = fc.crossing_months
             for i, p in enumerate(group):
+                # every threshold's P10/P50/P90 crossing date, once: the indexed columns and the stored forecast share them
+                dates = {thr: [_date_ahead(today, months[j, i]) for j in range(3)] for thr, months in fc.crossing_months.items()}
                 out.results.append(HealthAssessment(
                     pack=p, assessed_at=now, method=METHOD, evidence_count=int(post.n_evidence[i]),
                     soh_p10_pct=round(100 * soh_now[0, i], 2), soh_p50_pct=round(100 * soh_now[1, i], 2),
                     soh_p90_pct=round(100 * soh_now[2, i], 2), resistance_ratio_p50=round(float(fc.resistance[1, i, 0]), 4),
                     rate_multiplier_p50=round(float(math.exp(post.log_m_mean[i])), 4),
-                    eol80_p10=_date_ahead(today, cross[0.8][0, i]), eol80_p50=_date_ahead(today, cross[0.8][1, i]),
-                    eol80_p90=_date_ahead(today, cross[0.8][2, i]), eol70_p50=_date_ahead(today, cross[0.7][1, i]),
-                    eol60_p50=_date_ahead(today, cross[0.6][1, i]), anomaly=flag_by.get(p.serial, "")[:300],
-                    evidence_sources=sources[i], forecast=_pack_forecast(today, fc, cross, i),
+                    eol80_p10=dates[0.8][0], eol80_p50=dates[0.8][1], eol80_p90=dates[0.8][2], eol70_p50=dates[0.7][1],
+                    eol60_p50=dates[0.6][1], anomaly=flag_by.get(p.serial, "")[:300],
+                    evidence_sources=sources[i], forecast=_pack_forecast(fc, i, dates),
                     **(_measured_resistance(measured.resistance.get(p.pk, [])) or {})))
     return sites, runs, anomalies, measured
 
@@ -477,17 +477,17 @@ def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook],
 FORECAST_YEARS = (1, 2, 3, 4, 5, 7, 10, 15)
 
 
-def _pack_forecast(today: dt.date, fc, cross: dict, i: int) -> dict:
-    """Pack ``i``'s stored forecast: quantile paths at FORECAST_YEARS and every threshold's crossing dates."""
+def _pack_forecast(fc, i: int, dates: dict) -> dict:
+    """Pack ``i``'s stored forecast: quantile paths at FORECAST_YEARS and every threshold's
+    P10/P50/P90 crossing dates (``dates``: threshold -> three dates or None)."""
     idx = [min(12 * y, fc.soh.shape[-1]) - 1 for y in FORECAST_YEARS]
     q = ("p10", "p50", "p90")
     return {
         "years_ahead": list(FORECAST_YEARS),
         "soh_pct": {k: [round(100.0 * float(v), 2) for v in fc.soh[j, i, idx]] for j, k in enumerate(q)},
         "resistance_ratio": {k: [round(float(v), 4) for v in fc.resistance[j, i, idx]] for j, k in enumerate(q)},
-        "crossings": {f"{round(100 * thr)}": {k: (d.isoformat() if (d := _date_ahead(today, months[j, i])) else None)
-                                            for j, k in enumerate(q)}
-                      for thr, months in sorted(cross.items(), reverse=True)},
+        "crossings": {f"{round(100 * thr)}": {k: (d.isoformat() if d else None) for k, d in zip(q, three)}
+                      for thr, three in sorted(dates.items(), reverse=True)},
     }
 
 
