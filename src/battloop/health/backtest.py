@@ -336,9 +336,13 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
     if not series:
         raise BacktestError("no cell has a row with both t and capacity")
 
+    unit_reason = "given"
     if capacity_unit == "auto":
         firsts = np.array([s.first_capacity for s in series.values()])
         capacity_unit = "fraction" if np.max(firsts) <= 1.05 else "ah"
+        # small cells (0.74 Ah) look like fractions: say which reading was taken, so a wrong guess shows
+        unit_reason = (f"auto: every first capacity is <= 1.05 (largest {np.max(firsts):.4g})" if capacity_unit == "fraction"
+                       else f"auto: a first capacity is above 1.05 (largest {np.max(firsts):.4g})")
     if capacity_unit not in ("ah", "fraction"):
         raise BacktestError(f"capacity unit {capacity_unit!r}: use auto, ah or fraction")
 
@@ -386,7 +390,7 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
         actual_eol = robust_eol(s.t, s.cap / ref, thr)
         t_max = horizon_factor * max(cut, s.t[-1])
         cell = {"cell_id": cid, "status": "ok", "fit_until": float(cut), "n_fit": int(t_fit.size), "n_test": int(t_te.size),
-                "first_capacity": ref, "eol_threshold": float(thr * ref), "forecast_horizon_t": float(t_max), "actual_eol_t": actual_eol, "reached_eol": actual_eol is not None,
+                "first_capacity": ref, "capacity_unit": capacity_unit, "capacity_unit_reason": unit_reason, "eol_threshold": float(thr * ref), "forecast_horizon_t": float(t_max), "actual_eol_t": actual_eol, "reached_eol": actual_eol is not None,
                 "notes": note}
         if actual_eol is not None and actual_eol <= cut:
             cell["notes"] = note + ["end of life already reached inside the fit window: left out of the RUL figures"]

@@ -67,6 +67,13 @@ class Command(BaseCommand):
         eol_txt = f"{eol.value:g} Ah" if eol.unit == "ah" else f"{eol.value:.0%} of first capacity"
         split_txt = f"t <= {split.value:g}" if split.unit == "t" else f"first {split.value:.0%} of each cell's life"
         w(f"backtest: {opts['data']} ({opts['kind']}), end of life {eol_txt}, fit on {split_txt}")
+        unit = next((c for c in report["cells"] if c["status"] == "ok"), None)
+        if unit is not None:
+            read_as = "a fraction of rated" if unit["capacity_unit"] == "fraction" else "Ah"
+            other = "ah" if unit["capacity_unit"] == "fraction" else "fraction"
+            pp_of = "rated capacity" if unit["capacity_unit"] == "fraction" else "each cell's first capacity"
+            w(f"capacity read as {read_as} ({unit['capacity_unit_reason']}); errors in pp of {pp_of}; "
+              f"--capacity-unit {other} reads it otherwise")
         w(f"{'cell':<24}{'cap err pp':>11}{'EOL actual':>12}{'EOL pred':>10}{'P10..P90':>18}{'coverage':>10}")
         for c in report["cells"]:
             if c["status"] != "ok":
