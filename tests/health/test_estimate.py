@@ -12,6 +12,8 @@ from battloop.health.estimate import (
     dc_resistance,
     fuse_resistance,
     outage_discharge_evidence,
+    ResistanceEvidence,
+    resistance_at_reference,
     soc_from_voltage,
 )
 
@@ -121,3 +123,23 @@ def test_filter_downweights_an_outlier_and_refuses_time_travel():
     assert f.history[-1][-1] is True  # flagged as down-weighted
     with pytest.raises(EvidenceRejected, match="time order"):
         f.update(SohEvidence(5, 0.95, 0.01, "bms"))
+
+
+def test_resistance_is_brought_to_25_c_with_the_uncertainty_of_the_correction():
+    read = ResistanceEvidence(100.0, 0.040, 0.001, "bench")
+    same = resistance_at_reference(read, 25.0)
+    assert same.resistance_ohm == pytest.approx(0.040) and same.sd_ohm == pytest.approx(0.001)
+    cold, warm = resistance_at_reference(read, 5.0), resistance_at_reference(read, 40.0)
+    # a cold pack reads high (its 25 C value is lower), a warm one low
+    assert cold.resistance_ohm == pytest.approx(0.040 / 2.25, rel=0.01)
+    assert warm.resistance_ohm == pytest.approx(0.040 * 1.725, rel=0.01)
+    assert warm.resistance_ohm > 0.040 > cold.resistance_ohm
+    # further from 25 C the Ea uncertainty weighs more, relative to the value
+    assert cold.sd_ohm / cold.resistance_ohm > warm.sd_ohm / warm.resistance_ohm > same.sd_ohm / same.resistance_ohm
+    assert cold.t_days == 100.0 and cold.source == "bench" and cold.detail["factor_to_reference"] == pytest.approx(1 / 2.25, rel=0.01)
+    # no temperature: kept as read, with the spread of the unknown temperature
+    blind = resistance_at_reference(read, None, unknown_temp_sd_c=5.0)
+    assert blind.resistance_ohm == 0.040 and blind.sd_ohm == pytest.approx(np.hypot(0.001, 0.040 * 0.1895), rel=0.01)
+    assert resistance_at_reference(read, float("nan")).sd_ohm > blind.sd_ohm  # cabinet default: 10 C
+    with pytest.raises(EvidenceRejected, match="-40..80"):
+        resistance_at_reference(read, 120.0)

@@ -5,7 +5,7 @@ with the reason when the series cannot say anything."""
 import numpy as np
 import pytest
 
-from battloop.health.estimate import OCV_TABLES, EvidenceRejected, series_evidence
+from battloop.health.estimate import OCV_TABLES, RESISTANCE_EA_J_MOL, EvidenceRejected, series_evidence
 
 CELLS = 16
 RATED_AH = 100.0
@@ -81,11 +81,33 @@ def test_load_steps_inside_a_discharge_give_the_dc_resistance():
     t = np.arange(0.0, 40.0, 1.0)  # 1 s samples
     i = np.where(t < 20, -20.0, -45.0)
     v = CELLS * 3.29 - (-i) * r_ohm
-    found = series_evidence(t, i, v, CELLS, RATED_AH)
+    found = series_evidence(t, i, v, CELLS, RATED_AH, temp_c=np.full(t.size, 25.0))
     assert len(found.resistance) == 1
     ev = found.resistance[0]
     assert ev.resistance_ohm == pytest.approx(r_ohm, rel=1e-6)
     assert 0 < ev.sd_ohm < 0.01 * r_ohm * 10
+    # without a temperature the reading is kept as read, but a cabinet's unknown temperature
+    # (25 +/- 10 C) makes it an uncertain 25 C value
+    blind = series_evidence(t, i, v, CELLS, RATED_AH).resistance[0]
+    assert blind.resistance_ohm == pytest.approx(r_ohm, rel=1e-6)
+    assert blind.sd_ohm > 10 * ev.sd_ohm and blind.detail["temp_c"] is None
+
+
+def test_a_step_in_a_cold_cabinet_is_reported_at_25_c():
+    # the same pack (30 mOhm at 25 C) reads higher at 5 C; the step is brought back to 25 C
+    r25 = 0.030
+    t = np.arange(0.0, 40.0, 1.0)
+    i = np.where(t < 20, -20.0, -45.0)
+    r5 = r25 * np.exp(RESISTANCE_EA_J_MOL / 8.314462618 * (1 / 278.15 - 1 / 298.15))
+    assert r5 / r25 == pytest.approx(2.25, abs=0.01)
+    temps = np.where(t < 20, 4.0, 6.0)  # the two samples' mean is 5 C
+    ev = series_evidence(t, i, CELLS * 3.29 + r5 * i, CELLS, RATED_AH, temp_c=temps).resistance[0]
+    assert ev.resistance_ohm == pytest.approx(r25, rel=1e-6)
+    assert ev.detail["measured_ohm"] == pytest.approx(r5, rel=1e-6) and ev.detail["temp_c"] == pytest.approx(5.0)
+    # the correction is known to the spread of the activation energy: +/- 17 % at 5 C
+    assert ev.sd_ohm / ev.resistance_ohm == pytest.approx(0.17, abs=0.01)
+    with pytest.raises(EvidenceRejected, match="temperature series"):
+        series_evidence(t, i, CELLS * 3.29 + r5 * i, CELLS, RATED_AH, temp_c=temps[:5])
 
 
 def test_steps_from_float_spaced_samples_or_against_the_current_are_not_resistance():

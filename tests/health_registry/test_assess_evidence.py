@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from battloop.health.assess import BENCH_DCIR_FLOOR_MOHM, BENCH_DCIR_REL_SD, BMS_DEFAULT_BIAS, assess
-from battloop.health.estimate import OCV_TABLES
+from battloop.health.estimate import OCV_TABLES, resistance_factor_to_reference
 from battloop.health.records import HealthAssessment
 from battloop.registry.models import Pack
 from battloop.telemetry.service import ingest_files, lake
@@ -103,12 +103,29 @@ def test_bench_dcir_is_fused_into_a_measured_resistance_with_its_sd(demo, tmp_pa
     assert h.evidence_sources == {"bms": h.evidence_count}  # a DCIR-only sheet says nothing about capacity
 
 
+def test_bench_dcir_of_a_cold_and_a_warm_day_agree_at_25_c(demo, tmp_path):
+    # the same 40 mOhm (at 25 C) pack tested in a 10 C store and a 35 C yard reads 62 and 31 mOhm;
+    # both are brought to 25 C before they are fused
+    p = seasoned_lfp_pack()
+    read = {temp: 40.0 / float(resistance_factor_to_reference(temp)) for temp in (10.0, 35.0)}
+    assert read[10.0] > 55 and read[35.0] < 33
+    bench(tmp_path, "cold.csv", p.serial, "2026-10-15", dcir_mohm=round(read[10.0], 3), temp_c=10)
+    bench(tmp_path, "warm.csv", p.serial, "2026-10-20", dcir_mohm=round(read[35.0], 3), temp_c=35)
+    assess(today=TODAY)
+    h = HealthAssessment.objects.get(pack=p)
+    assert h.resistance_mohm_measured == pytest.approx(40.0, abs=0.05)
+    assert h.resistance_evidence_count == 2
+    # the correction's own uncertainty (Ea +/- 6 kJ/mol) is in the sd: wider than two 25 C tests would give
+    sd_at_25 = BENCH_DCIR_REL_SD * 40 / math.sqrt(2)
+    assert 2 * sd_at_25 < h.resistance_mohm_sd < 0.15 * 40
+
+
 def _ocv(soc):
     soc_pts, v_pts = OCV_TABLES["LFP"]
     return np.interp(soc, soc_pts, v_pts)
 
 
-def write_series(path, p: Pack, day: dt.date, capacity_ah: float, load_a=25.0, steps=False):
+def write_series(path, p: Pack, day: dt.date, capacity_ah: float, load_a=25.0, steps=False, temp_c=None):
     """A 1-min series of one outage on ``day`` from 13:00: 2 h float rest, a discharge of 70 % of
     ``capacity_ah``, 2 h rest.
     With ``steps``: 1 s samples around a load step in the middle of the discharge."""
@@ -129,7 +146,9 @@ def write_series(path, p: Pack, day: dt.date, capacity_ah: float, load_a=25.0, s
         ts.append(t); cur.append(0.0); volt.append(cells * _ocv(soc)); t += 60
     n = len(ts)
     pq.write_table(pa.table({"ts": pa.array(np.round(np.array(ts) * 1000).astype(np.int64)), "pack_serial": [p.serial] * n,
-                             "site_code": [p.site.code] * n, "voltage_v": np.round(volt, 3), "current_a": np.round(cur, 2)}), path)
+                             "site_code": [p.site.code] * n, "voltage_v": np.round(volt, 3), "current_a": np.round(cur, 2),
+                             **({} if temp_c is None else {"temp_min_c": [temp_c - 1.0] * n, "temp_max_c": [temp_c + 1.0] * n})}),
+                   path)
     res = ingest_files([path], "csv")
     assert res[0].accepted == n and res[0].quarantined == 0
     return soc
@@ -158,6 +177,18 @@ def test_a_rested_outage_in_the_lake_is_fused_and_the_demo_outages_are_rejected_
     # the load steps read the pack's 35 mOhm
     assert after.resistance_mohm_measured == pytest.approx(35.0, abs=0.5)
     assert after.resistance_evidence_count == 2 and after.resistance_measured_on == dt.date(2026, 10, 20)
+
+
+def test_load_steps_in_a_cold_cabinet_are_stored_at_25_c(demo, tmp_path):
+    # the cells' temperatures (7..9 C) travel with the steps: 35 mOhm read at 8 C is ~18 mOhm at 25 C
+    p = seasoned_lfp_pack()
+    capacity = (bms_implied_soh(p) - 0.06) * p.model.rated_capacity_ah
+    write_series(tmp_path / "outage.parquet", p, dt.date(2026, 10, 20), capacity, steps=True, temp_c=8.0)
+    r = assess(today=TODAY)
+    h = HealthAssessment.objects.get(pack=p)
+    assert r["evidence"]["current_steps"] == 2
+    assert h.resistance_mohm_measured == pytest.approx(35.0 * float(resistance_factor_to_reference(8.0)), rel=0.02)
+    assert h.resistance_mohm_measured < 20
 
 
 def test_readings_at_one_instant_count_once_when_they_agree_and_not_at_all_when_they_disagree(demo, tmp_path):

@@ -11,8 +11,9 @@ Evidence (:mod:`battloop.health.estimate`), each at its month of the pack's hist
   (:func:`~battloop.health.estimate.capacity_test_evidence`: ~1 % sd, far stronger);
 * outage discharges found in sub-hourly current/voltage series in the lake, with a rested
   voltage on both sides (:func:`~battloop.health.estimate.series_evidence`);
-* resistance: bench DCIR and current steps inside discharges, fused by inverse variance
-  (:func:`~battloop.health.estimate.fuse_resistance`) and stored next to the model's ratio.
+* resistance: bench DCIR and current steps inside discharges, each brought to 25 C by an
+  Arrhenius law (:func:`~battloop.health.estimate.resistance_at_reference`), fused by inverse
+  variance (:func:`~battloop.health.estimate.fuse_resistance`) and stored next to the model's ratio.
 Model: the semi-empirical aging model (:mod:`battloop.health.models`) integrated over
 each pack's own history at its site's seasonal climate (cabinet offset included) with
 the BLAST-Lite pack factor 1.2; per-pack rate multipliers with an empirical-Bayes
@@ -34,8 +35,8 @@ from django.utils import timezone
 
 from battloop.registry.models import Pack
 
-from .estimate import (EvidenceRejected, ResistanceEvidence, SeriesFindings, bms_soh_evidence, capacity_test_evidence,
-                       fuse_resistance, series_evidence)
+from .estimate import (UNKNOWN_BENCH_TEMP_SD_C, EvidenceRejected, ResistanceEvidence, SeriesFindings, bms_soh_evidence,
+                       capacity_test_evidence, fuse_resistance, resistance_at_reference, series_evidence)
 from .forecast import DAYS_PER_MONTH, Scenario, calibrate_packs, crossing_samples_from_loss, forecast_packs, seasonal_temperature_c
 from .models import simulate_aging, state_at
 from .outlook import aging_anomalies, fleet_backup_outlook, pack_energy_wh, quarter_labels, retirements_per_quarter
@@ -155,7 +156,12 @@ def _bench_evidence(pack_ids, packs_by_id: dict, today: dt.date, ev: _Evidence) 
             if not dcir_mohm > 0:
                 raise ValueError(f"pack {p.serial}: bench result of {when} has DC resistance {dcir_mohm} mΩ; it must be positive")
             ohm = dcir_mohm / 1000.0
-            ev.add_resistance(pack_id, when, ohm, math.hypot(BENCH_DCIR_REL_SD * ohm, BENCH_DCIR_FLOOR_MOHM / 1000.0), "bench")
+            read = ResistanceEvidence(0.0, ohm, math.hypot(BENCH_DCIR_REL_SD * ohm, BENCH_DCIR_FLOOR_MOHM / 1000.0), "bench")
+            try:  # at 25 C, so that a winter and a summer test compare
+                at_25 = resistance_at_reference(read, temp_c, unknown_temp_sd_c=UNKNOWN_BENCH_TEMP_SD_C)
+            except EvidenceRejected as exc:
+                raise ValueError(f"pack {p.serial}: bench result of {when}, test_temp_c: {exc}") from None
+            ev.add_resistance(pack_id, when, at_25.resistance_ohm, at_25.sd_ohm, "bench")
             ev.counts["bench_resistance_tests"] += 1
         if capacity_ah is None:
             continue
@@ -216,8 +222,14 @@ def _series_evidence(packs_by_serial: dict, today: dt.date, ev: _Evidence, con, 
         return
     con.register("_windows", pa.table({"pack_serial": [w[0] for w in windows], "source": [w[1] for w in windows],
                                        "day": pa.array([w[2] for w in windows], pa.date32())}))
+    # the pack's temperature is the middle of its cells' min and max (either alone where only one is
+    # reported); lake files written before those columns existed give none (unknown temperature)
+    columns = {c[0] for c in con.execute("DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)", [files]).fetchall()}
+    temp = ("(coalesce(r.temp_min_c, r.temp_max_c) + coalesce(r.temp_max_c, r.temp_min_c)) / 2"
+            if {"temp_min_c", "temp_max_c"} <= columns else "CAST(NULL AS DOUBLE)")
     rows = con.execute(
-        "SELECT r.pack_serial, r.source, epoch_us(r.ts) AS us, r.current_a, r.voltage_v FROM read_parquet(?, union_by_name = true) r "
+        f"SELECT r.pack_serial, r.source, epoch_us(r.ts) AS us, r.current_a, r.voltage_v, {temp} AS temp_c "
+        "FROM read_parquet(?, union_by_name = true) r "
         "JOIN _windows w ON r.pack_serial = w.pack_serial AND r.source IS NOT DISTINCT FROM w.source AND CAST(r.ts AS DATE) = w.day "
         "WHERE r.ts < ? AND r.current_a IS NOT NULL AND r.voltage_v IS NOT NULL "
         "ORDER BY r.pack_serial, r.source, us, r.current_a, r.voltage_v",
@@ -242,7 +254,8 @@ def _series_evidence(packs_by_serial: dict, today: dt.date, ev: _Evidence, con, 
             continue
         found: SeriesFindings = series_evidence(us[keep] / 1e6, rows["current_a"][a:b][keep], rows["voltage_v"][a:b][keep],
                                                 int(m.group(1)), p.nameplate_capacity_ah or p.model.rated_capacity_ah,
-                                                chemistry=p.model.chemistry, t0_s=day0)
+                                                chemistry=p.model.chemistry, t0_s=day0,
+                                                temp_c=np.ma.filled(np.ma.asarray(rows["temp_c"][a:b], dtype=float), np.nan)[keep])
         for e in found.soh:
             when = p.install_date + dt.timedelta(days=int(math.floor(e.t_days)))
             if e.t_days < 0:  # like a bench test before install: not on this service life's aging path

@@ -16,7 +16,8 @@ Sources (DOMAIN.md section 3):
   lagging, optimistic value: default bias +2 pp, sd 3 pp, both settable per
   BMS model);
 * DC resistance from current steps, R = dV/dI (IEC 61960-3 section 7.8 DC method),
-  with the resolution of the voltage and current sensors.
+  with the resolution of the voltage and current sensors, reported at 25 C through an
+  Arrhenius law (:func:`resistance_at_reference`) so that winter and summer readings compare.
 
 :class:`SohFilter` fuses the evidence of one pack over time with a two-state
 Kalman filter (SOH and its fade rate per day; Plett 2004, J. Power Sources
@@ -174,6 +175,59 @@ def dc_resistance(v_before, v_after, i_before, i_after, t_days=0.0, voltage_sd_v
     return ResistanceEvidence(float(t_days), r, float(sd), "dc_step", {"delta_v": dv, "delta_i": di})
 
 
+#: Temperature dependence of a pack's DC (pulse) resistance, R(T) = R_25 exp(Ea/R_gas (1/T - 1/T_25)).
+#: A DCIR pulse of a few seconds reads the ohmic part (electrolyte conduction, Ea = 17.1 kJ/mol;
+#: Ecker et al. 2015, J. Electrochem. Soc. 162:A1836) plus charge transfer (LFP electrode
+#: reaction, Ea = 39.6 kJ/mol; Prada et al. 2013, J. Electrochem. Soc. 160:A616). The share of
+#: each depends on the cell and the pulse, so the effective Ea is taken between them, with an sd
+#: that spans both: 28 +/- 6 kJ/mol. A reading at 5 C then counts as 2.2x its 25 C value, known to
+#: +/- 17 %; a reading at 25 C needs no correction and gets no extra uncertainty.
+RESISTANCE_EA_J_MOL = 28_000.0
+RESISTANCE_EA_SD_J_MOL = 6_000.0
+RESISTANCE_REFERENCE_TEMP_C = 25.0
+#: sd of the temperature when a reading has none: a bench stands indoors, a cabinet sees the weather.
+UNKNOWN_BENCH_TEMP_SD_C = 5.0
+UNKNOWN_CABINET_TEMP_SD_C = 10.0
+_R_GAS = 8.314462618
+
+
+def resistance_factor_to_reference(temp_c, ea_j_mol: float = RESISTANCE_EA_J_MOL,
+                                   reference_temp_c: float = RESISTANCE_REFERENCE_TEMP_C):
+    """R_25 / R(T) by the Arrhenius law above, elementwise; 1 where the temperature is NaN (taken as 25 C)."""
+    t = np.asarray(temp_c, dtype=float)
+    x = 1.0 / (t + 273.15) - 1.0 / (reference_temp_c + 273.15)
+    return np.where(np.isfinite(t), np.exp(-ea_j_mol / _R_GAS * np.nan_to_num(x)), 1.0)
+
+
+def resistance_at_reference(ev: ResistanceEvidence, temp_c=None, unknown_temp_sd_c: float = UNKNOWN_CABINET_TEMP_SD_C,
+                            ea_j_mol: float = RESISTANCE_EA_J_MOL, ea_sd_j_mol: float = RESISTANCE_EA_SD_J_MOL,
+                            reference_temp_c: float = RESISTANCE_REFERENCE_TEMP_C) -> ResistanceEvidence:
+    """The resistance reading at the reference temperature (25 C), with the correction's uncertainty.
+
+    Arrhenius law of the module constants: a cold pack reads high, a warm one low, and a trend
+    or a ratio to the new-pack value compares like with like only at one temperature. The sd
+    adds the uncertainty of Ea (growing with the distance from 25 C) and, for a reading without
+    a temperature, the spread ``unknown_temp_sd_c`` around 25 C (its value is kept as read).
+    """
+    t_ref_k = reference_temp_c + 273.15
+    if temp_c is None or not np.isfinite(float(temp_c)):
+        # d ln R / dT at the reference, times the spread of the unknown temperature
+        rel = ea_j_mol / (_R_GAS * t_ref_k**2) * unknown_temp_sd_c
+        sd = float(np.hypot(ev.sd_ohm, ev.resistance_ohm * rel))
+        return ResistanceEvidence(ev.t_days, ev.resistance_ohm, sd, ev.source,
+                                  {**ev.detail, "temp_c": None, "measured_ohm": ev.resistance_ohm, "temperature_note": "no temperature: "
+                                   f"taken as {reference_temp_c:g} +/- {unknown_temp_sd_c:g} C"})
+    temp_c = float(temp_c)
+    if not -40.0 <= temp_c <= 80.0:
+        raise EvidenceRejected(f"resistance reading at {temp_c:g} C: outside -40..80 C, not a battery temperature")
+    x = 1.0 / (temp_c + 273.15) - 1.0 / t_ref_k  # > 0 when colder than the reference
+    factor = float(resistance_factor_to_reference(temp_c, ea_j_mol, reference_temp_c))  # R_ref = R(T) * factor
+    r = ev.resistance_ohm * factor
+    sd = float(np.hypot(ev.sd_ohm * factor, r * ea_sd_j_mol / _R_GAS * abs(x)))
+    return ResistanceEvidence(ev.t_days, float(r), sd, ev.source,
+                              {**ev.detail, "temp_c": temp_c, "measured_ohm": ev.resistance_ohm, "factor_to_reference": factor})
+
+
 class SohFilter:
     """Two-state Kalman filter (SOH, fade rate per day) for one pack.
 
@@ -290,7 +344,7 @@ def _runs(flag: np.ndarray) -> list[tuple[int, int]]:
 
 def series_evidence(time_s, current_a, voltage_v, cells_in_series: int, rated_ah: float, chemistry="LFP", t0_s: float = 0.0,
                     min_rest_s: float = MIN_REST_S, max_gap_s: float = MAX_SAMPLE_GAP_S, max_step_gap_s: float = MAX_STEP_GAP_S,
-                    voltage_sd_v: float = 0.015, min_delta_soc: float = 0.3) -> SeriesFindings:
+                    voltage_sd_v: float = 0.015, min_delta_soc: float = 0.3, temp_c=None) -> SeriesFindings:
     """Outage discharges and current steps in one pack's time series (one source, time-ordered).
 
     ``current_a`` is positive while charging (the telemetry convention), ``voltage_v`` the pack
@@ -306,7 +360,10 @@ def series_evidence(time_s, current_a, voltage_v, cells_in_series: int, rated_ah
     * A current step gives R = dV/dI (:func:`dc_resistance`) when two consecutive samples at
       most ``max_step_gap_s`` apart both discharge (only the battery sets the voltage; at
       the start of an outage the drop from the charger's float voltage is not I*R) and the
-      voltage moves against the current (more load, lower voltage).
+      voltage moves against the current (more load, lower voltage). With ``temp_c`` (the
+      pack's temperature per sample, NaN where not reported) the step is reported at 25 C
+      (:func:`resistance_at_reference`, mean of the two samples); without, as read, with the
+      spread of an unknown cabinet temperature in its sd.
     """
     t = np.asarray(time_s, dtype=float)
     i = np.asarray(current_a, dtype=float)
@@ -317,8 +374,11 @@ def series_evidence(time_s, current_a, voltage_v, cells_in_series: int, rated_ah
         raise EvidenceRejected("series time stamps must increase strictly (sort and drop duplicate readings first)")
     if cells_in_series <= 0 or rated_ah <= 0:
         raise EvidenceRejected(f"cells in series ({cells_in_series}) and rated capacity ({rated_ah} Ah) must be positive")
+    temp = np.full(t.shape, np.nan) if temp_c is None else np.asarray(temp_c, dtype=float)
+    if temp.shape != t.shape:
+        raise EvidenceRejected("the temperature series must match the time series in length")
     ok = np.isfinite(i) & np.isfinite(v)
-    t, i, v = t[ok], i[ok], v[ok]
+    t, i, v, temp = t[ok], i[ok], v[ok], temp[ok]
     soh, res, rejected = [], [], []
     if t.size < 2:
         return SeriesFindings(soh, res, rejected)
@@ -373,7 +433,8 @@ def series_evidence(time_s, current_a, voltage_v, cells_in_series: int, rated_ah
         if abs(di) < DISCHARGE_FLOOR_A or dv * di <= 0:
             continue  # no step, or the voltage did not move against the current (not an I*R drop)
         try:
-            res.append(dc_resistance(v[k], v[k + 1], -i[k], -i[k + 1], t_days=float(days[k + 1])))
+            step = dc_resistance(v[k], v[k + 1], -i[k], -i[k + 1], t_days=float(days[k + 1]))
+            res.append(resistance_at_reference(step, float(np.nanmean(temp[k:k + 2])) if np.isfinite(temp[k:k + 2]).any() else None))
         except EvidenceRejected as exc:
             rejected.append((float(days[k + 1]), "step", str(exc)))
     return SeriesFindings(soh, res, rejected)

@@ -26,7 +26,7 @@ class HealthAssessment(models.Model):
     eol60_p50 = models.DateField(null=True)
     anomaly = models.CharField(max_length=300, blank=True, help_text="why the pack ages faster than its cohort, if it does")
     evidence_sources = models.JSONField(default=dict, help_text="SOH evidence used, per source: {bms, capacity_test, outage_discharge: count}")
-    resistance_mohm_measured = models.FloatField(null=True, help_text="measured DC resistance (bench DCIR, current steps), fused; mΩ")
+    resistance_mohm_measured = models.FloatField(null=True, help_text="measured DC resistance (bench DCIR, current steps) at 25 °C, fused; mΩ")
     resistance_mohm_sd = models.FloatField(null=True, help_text="standard deviation of the measured resistance, mΩ")
     resistance_evidence_count = models.PositiveIntegerField(default=0, help_text="resistance measurements fused (within a year of the latest)")
     resistance_measured_on = models.DateField(null=True, help_text="date of the latest resistance measurement")

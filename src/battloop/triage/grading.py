@@ -16,8 +16,9 @@ Bench CSV columns (one row per pack; only ``serial`` is required, empty = not me
 ``capacity_ah``            capacity measured in a full discharge test, Ah
 ``test_rate_c``            discharge rate of that test, C (recorded with the result)
 ``test_temp_c``            ambient temperature of that test, °C (used for the 25 °C correction)
-``dcir_mohm``              DC internal resistance (ΔV/ΔI), mΩ
-``baseline_dcir_mohm``     the same model's new-pack DCIR, mΩ (gives ``ir_ratio``)
+``dcir_mohm``              DC internal resistance (ΔV/ΔI), mΩ, at ``test_temp_c``
+``baseline_dcir_mohm``     the same model's new-pack DCIR at 25 °C, mΩ (gives ``ir_ratio``
+                           = DCIR brought to 25 °C ÷ baseline; see ``dcir_25c_mohm`` below)
 ``ocv_v``                  open-circuit voltage at rest, V
 ``cells_in_series``        cells in series (15 or 16 for 48 V LFP)
 ``insulation_mohm``        insulation resistance pack → casing, MΩ (with ``nominal_voltage_v``)
@@ -48,6 +49,8 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+
+from battloop.health.estimate import RESISTANCE_EA_J_MOL, resistance_factor_to_reference
 
 from .policy import CHEMISTRIES, DossierError, validate_table
 from .rules import FieldSpec, RuleSet, columns_from_frame, compile_rules, evaluate_rules
@@ -118,8 +121,10 @@ class SafetyRules:
     """Compiled safety-class rules plus the capacity-test settings of the same file."""
 
     def __init__(self, rules: RuleSet, reference_temp_c: float, temp_coeff_per_c: float,
-                 valid_temp_c: tuple[float, float], max_capacity_ratio: float):
+                 valid_temp_c: tuple[float, float], max_capacity_ratio: float,
+                 dcir_activation_energy_j_mol: float = RESISTANCE_EA_J_MOL):
         self.rules = rules
+        self.dcir_activation_energy_j_mol = dcir_activation_energy_j_mol
         self.reference_temp_c = reference_temp_c
         self.temp_coeff_per_c = temp_coeff_per_c
         self.valid_temp_c = valid_temp_c
@@ -143,7 +148,7 @@ def load_safety_rules(source: str | Path = "default", *, text: str | None = None
                                  base_fields=GRADING_FIELDS, extra_top_keys=("capacity_test",), outcome_key="class")
     ct = extra.get("capacity_test") or {}
     problems = []
-    allowed = {"reference_temp_c", "temp_coeff_per_c", "valid_temp_c", "max_capacity_ratio"}
+    allowed = {"reference_temp_c", "temp_coeff_per_c", "valid_temp_c", "max_capacity_ratio", "dcir_activation_energy_j_mol"}
     if not isinstance(ct, dict):
         raise RuleFileError([f"{where}:{line_of(lines, ('capacity_test',))}: capacity_test must be a mapping"])
     for key, value in ct.items():
@@ -156,10 +161,13 @@ def load_safety_rules(source: str | Path = "default", *, text: str | None = None
                 problems.append(f"{where}:{ln}: valid_temp_c must be [low, high] in °C with low < high")
         elif not isinstance(value, (int, float)) or isinstance(value, bool):
             problems.append(f"{where}:{ln}: {key} must be a number, got {value!r}")
+        elif key == "dcir_activation_energy_j_mol" and not 0 <= value <= 100_000:
+            problems.append(f"{where}:{ln}: dcir_activation_energy_j_mol must lie in 0..100000 J/mol (0 turns the 25 °C correction off)")
     if problems:
         raise RuleFileError(problems)
     return SafetyRules(rules, float(ct.get("reference_temp_c", 25.0)), float(ct.get("temp_coeff_per_c", 0.006)),
-                       tuple(ct.get("valid_temp_c", (10.0, 40.0))), float(ct.get("max_capacity_ratio", 1.3)))
+                       tuple(ct.get("valid_temp_c", (10.0, 40.0))), float(ct.get("max_capacity_ratio", 1.3)),
+                       float(ct.get("dcir_activation_energy_j_mol", RESISTANCE_EA_J_MOL)))
 
 
 def read_bench_csv(path: str | Path) -> pd.DataFrame:
@@ -255,7 +263,11 @@ def derive_rows(bench: pd.DataFrame, rules: SafetyRules) -> tuple[pd.DataFrame, 
                                                     f"{rated[i]:g} Ah; check the rating and the test"))
         out["capacity_25c_ah"] = np.where(bad_temp | too_high, np.nan, c25)
         out["soh_pct"] = np.where(bad_temp | too_high, np.nan, soh)
-        out["ir_ratio"] = _col(out, "dcir_mohm") / _col(out, "baseline_dcir_mohm")
+        # a cold pack reads a high DCIR: compare with the new-pack value at the same 25 °C (a test
+        # without a temperature is taken as at 25 °C)
+        out["dcir_25c_mohm"] = _col(out, "dcir_mohm") * resistance_factor_to_reference(
+            temp, rules.dcir_activation_energy_j_mol, rules.reference_temp_c)
+        out["ir_ratio"] = out["dcir_25c_mohm"] / _col(out, "baseline_dcir_mohm")
         ins = _col(out, "insulation_ohm_per_v")
         from_mohm = _col(out, "insulation_mohm") * 1e6 / _col(out, "nominal_voltage_v")
         out["insulation_ohm_per_v"] = np.where(np.isnan(ins), from_mohm, ins)

@@ -380,7 +380,7 @@ class HealthOut(Schema):
     eol60_p50: dt.date | None
     anomaly: str
     evidence_sources: dict[str, int] = Field(description="SOH evidence used, per source (bms, capacity_test, outage_discharge)")
-    resistance_mohm_measured: float | None = Field(description="measured DC resistance (bench DCIR, current steps), fused; mΩ")
+    resistance_mohm_measured: float | None = Field(description="measured DC resistance (bench DCIR, current steps), each reading brought to 25 °C (Arrhenius), fused; mΩ")
     resistance_mohm_sd: float | None = Field(description="standard deviation of the measured resistance, mΩ")
     resistance_evidence_count: int
     resistance_measured_on: dt.date | None
