@@ -89,6 +89,39 @@ def test_bad_input_is_named():
         forecast_packs("LFP", post, np.full((3, 12), 25.0))
 
 
+def test_a_bms_bias_shared_by_its_readings_is_not_mistaken_for_fade():
+    # 600 packs: five years of monthly BMS SOH, each BMS off by its own bias (sd 1.5 pp), and one
+    # bench capacity test at the end. Treating the BMS readings as independent lets 60 readings
+    # outvote the bench on the level; the shared bias as a random effect keeps the bands honest.
+    rng = np.random.default_rng(7)
+    n, months = 600, np.arange(1, 61)
+    loss = 0.05 * (months / 12) ** 0.5
+    log_m = rng.normal(0.0, 0.3, n)
+    m = np.exp(log_m)
+    q0, bias = rng.normal(0.0, 0.02, n), rng.normal(0.0, 0.015, n)
+    bms = 1 + q0[:, None] + bias[:, None] - m[:, None] * loss[None, :] + rng.normal(0, 0.01, (n, months.size))
+    bench = 1 + q0 - m * loss[-1] + rng.normal(0, 0.005, n)
+    soh = np.column_stack([bms, bench])
+    nominal = np.column_stack([np.broadcast_to(loss, bms.shape), np.full(n, loss[-1])])
+    sd = np.column_stack([np.full(bms.shape, 0.01), np.full(n, 0.005)])
+    from_bms = np.column_stack([np.ones(bms.shape, bool), np.zeros(n, bool)])
+
+    def score(post):
+        q = post.multiplier_quantiles()
+        return float(np.mean((m >= q[0]) & (m <= q[2]))), float(np.mean(np.abs(post.log_m_mean - log_m)))
+
+    cov_shared, err_shared = score(calibrate_packs(soh, nominal, sd, bms=from_bms))
+    cov_indep, err_indep = score(calibrate_packs(soh, nominal, sd))
+    assert 0.75 <= cov_shared <= 0.88, cov_shared  # measured 0.81
+    assert cov_indep < 0.72 and err_shared < 0.9 * err_indep, (cov_indep, err_indep, err_shared)  # measured 0.67; 0.051 vs 0.041
+    # without a BMS row the model is the one without the random effect
+    only_bench = calibrate_packs(bench[:, None], np.full((n, 1), loss[-1]), 0.005)
+    same = calibrate_packs(bench[:, None], np.full((n, 1), loss[-1]), 0.005, bms=np.zeros((n, 1), bool))
+    assert np.allclose(only_bench.log_m_mean, same.log_m_mean) and np.allclose(only_bench.log_m_sd, same.log_m_sd)
+    with pytest.raises(ForecastInputError, match="bms_bias_sd"):
+        calibrate_packs(soh, nominal, sd, bms=from_bms, bms_bias_sd=0.0)
+
+
 def test_fleet_fast_path_equals_general_forecast():
     from battloop.health.forecast import PackPosterior, forecast_fleet_periodic
     from battloop.health.models import AgingState

@@ -4,7 +4,9 @@ store the forecast (Django side of the health package).
 Evidence (:mod:`battloop.health.estimate`), each at its month of the pack's history:
 
 * monthly medians of the BMS-reported SOH from the lake, corrected for the BMS's optimism
-  (:func:`~battloop.health.estimate.bms_soh_evidence`: bias +2 pp, sd 3 pp); where a pack
+  (:func:`~battloop.health.estimate.bms_soh_evidence`: bias +2 pp, sd 3 pp per reading, and
+  each BMS's own bias, sd 1.5 pp, shared by its readings as a random effect in the
+  calibration, :data:`~battloop.health.forecast.BMS_BIAS_SD`); where a pack
   has a measured capacity, its BMS's reported fade is rescaled to the measured one (BMSs
   lag), and a BMS more than 10 pp off the measurement is left out (:func:`_bms_check`);
 * bench capacity tests stored by ``battloop triage grade --bench F --store``
@@ -434,15 +436,16 @@ def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook],
         soh = np.full((len(group), max(n_obs, 1)), np.nan)
         nom = np.zeros_like(soh)
         sd = np.full_like(soh, 0.03)
+        from_bms = np.zeros(soh.shape, dtype=bool)
         sources = []
         for i, (obs, left_out) in enumerate(observations):
             counted: dict[str, int] = {"bms_left_out": left_out} if left_out else {}
             for j, (k, v, s, src) in enumerate(obs):
                 k = min(max(k, 0), n_hist - 1)
-                soh[i, j], nom[i, j], sd[i, j] = v, loss[i, k], s
+                soh[i, j], nom[i, j], sd[i, j], from_bms[i, j] = v, loss[i, k], s, src == "bms"
                 counted[src] = counted.get(src, 0) + 1
             sources.append(counted)
-        post = calibrate_packs(soh, nom, sd)
+        post = calibrate_packs(soh, nom, sd, bms=from_bms)  # a BMS's own bias is shared by its readings
         ahead = seasonal_temperature_c(np.array([p.site.annual_mean_temp_c or 15.0 for p in group]),
                                        np.array([p.site.temp_amplitude_c or 10.0 for p in group]), HORIZON_MONTHS,
                                        start_month=today.month, offset_c=np.array([p.site.cabinet_offset_c + 2.0 for p in group]))

@@ -5,8 +5,8 @@ Pure NumPy; no Django.
 Model (the aging laws of :mod:`battloop.health.models` with one multiplier
 per pack, like BLAST-Lite's ``degradation_scalar``)::
 
-    soh_j = q0 - m * L_j + e_j,     e_j ~ N(0, sd_j^2),    q0 ~ N(1, sd_q0^2)
-    log m ~ N(mu_cohort, tau_cohort^2)
+    soh_j = q0 + d * [j is a BMS reading] - m * L_j + e_j,     e_j ~ N(0, sd_j^2)
+    q0 ~ N(1, sd_q0^2),    d ~ N(0, BMS_BIAS_SD^2),    log m ~ N(mu_cohort, tau_cohort^2)
 
 ``L_j`` is the nominal (m = 1) loss the model gives for the pack's own
 temperature/SOC/throughput history up to the evidence time ``t_j``; ``soh_j``
@@ -14,8 +14,9 @@ and ``sd_j`` come from :mod:`battloop.health.estimate` (capacity tests, outage
 discharges, BMS readings). The cohort (pack model, OEM, climate) prior is
 estimated from all its packs by empirical Bayes (moment matching of the pack
 posteriors, iterated; Efron & Morris 1975), each pack's posterior of ``log m``
-is computed exactly on a grid (the initial-capacity offset ``q0`` is integrated
-out in closed form), and packs without evidence get the cohort prior.
+is computed exactly on a grid (the initial-capacity offset ``q0`` and the pack's
+BMS bias ``d`` are integrated out in closed form), and packs without evidence get
+the cohort prior.
 
 Forecasts continue every pack's aging state through a future climate
 (seasonal monthly temperatures plus a scenario offset, e.g. -5 C for a cooling
@@ -81,30 +82,37 @@ class PackPosterior:
 GRID = np.linspace(-3.0, 3.0, 301)  # log m
 
 
-def _evidence_stats(soh, loss, sd, mask):
-    """Per-pack sufficient statistics of the Gaussian evidence model ``soh = q0 - m * loss + noise``.
+def _evidence_stats(soh, loss, sd, mask, shared):
+    """Per-pack sufficient statistics of the Gaussian evidence model ``soh = q0 + d*[BMS] - m * loss + noise``.
 
-    The residual for q0 = 1 is ``e + m L`` (e = soh - 1, L = loss), so every weighted sum the
-    likelihood needs is a quadratic in m with these six coefficients: the grid posterior then
+    The residual for q0 = 1, d = 0 is ``e + m L`` (e = soh - 1, L = loss), so every weighted sum
+    the likelihood needs is a quadratic in m with these coefficients (over all rows, and the
+    sums of ``e``, ``L`` and the weights over the BMS rows ``shared``): the grid posterior then
     costs O(packs x grid) instead of O(packs x grid x observations).
     """
     w = np.where(mask, 1.0 / sd**2, 0.0)
     e = np.where(mask, soh - 1.0, 0.0)
     L = np.where(mask, loss, 0.0)
     we, wL = w * e, w * L
+    wb = np.where(shared, w, 0.0)
     return (np.sum(we * e, axis=1), np.sum(we * L, axis=1), np.sum(wL * L, axis=1), np.sum(we, axis=1), np.sum(wL, axis=1),
-            np.sum(w, axis=1))
+            np.sum(w, axis=1), np.sum(wb * e, axis=1), np.sum(wb * L, axis=1), np.sum(wb, axis=1))
 
 
-def _grid_posterior(stats, prior: CohortPrior, sd_q0: float):
+def _grid_posterior(stats, prior: CohortPrior, sd_q0: float, bms_bias_sd: float):
     """Exact grid posterior of log m per pack from :func:`_evidence_stats`."""
-    s_ee, s_el, s_ll, s_e, s_l, s_w = (x[:, None] for x in stats)
+    s_ee, s_el, s_ll, s_e, s_l, s_w, sb_e, sb_l, sb_w = (x[:, None] for x in stats)
     m = np.exp(GRID)[None, :]  # 1, G
     a = s_ee + 2.0 * m * s_el + m * m * s_ll  # sum w r^2
-    b = s_e + m * s_l  # sum w r
-    c = 1.0 / sd_q0**2 + s_w
-    # q0 integrated out (Sherman-Morrison): the m-dependent part of the marginal log likelihood
-    loglik = -0.5 * (a - b * b / c)
+    b1 = s_e + m * s_l  # sum w r, all rows
+    b2 = sb_e + m * sb_l  # sum w r, BMS rows
+    # the offsets (q0 of every row, the BMS's own bias d of its rows) integrated out: with their
+    # 2x2 posterior precision [[c1, sb_w], [sb_w, c2]], the m-dependent part of the marginal log
+    # likelihood is -(a - b' C^-1 b) / 2 (Gaussian marginalisation; one offset: Sherman-Morrison)
+    c1 = 1.0 / sd_q0**2 + s_w
+    c2 = 1.0 / bms_bias_sd**2 + sb_w
+    quad = (c2 * b1 * b1 - 2.0 * sb_w * b1 * b2 + c1 * b2 * b2) / (c1 * c2 - sb_w * sb_w)
+    loglik = -0.5 * (a - quad)
     logprior = -0.5 * ((GRID[None, :] - prior.log_m_mean) / prior.log_m_sd) ** 2
     lp = loglik + logprior
     lp -= lp.max(axis=1, keepdims=True)
@@ -115,8 +123,15 @@ def _grid_posterior(stats, prior: CohortPrior, sd_q0: float):
     return mean, sdv
 
 
+#: Pack-to-pack spread of a BMS's SOH bias. A BMS's SOH comes from its own coulomb counting and
+#: model, so its error is largely the same in every reading of one pack (it does not average out
+#: over months of readings); only the per-reading part does.
+BMS_BIAS_SD = 0.015
+
+
 def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | None = None,
-                    estimate_cohort: bool = True, sd_q0: float = 0.02, iterations: int = 5) -> PackPosterior:
+                    estimate_cohort: bool = True, sd_q0: float = 0.02, iterations: int = 5, bms=None,
+                    bms_bias_sd: float = BMS_BIAS_SD) -> PackPosterior:
     """Per-pack posterior of the rate multiplier with an empirical-Bayes cohort prior.
 
     Parameters
@@ -128,6 +143,9 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
     cohort : hyper-prior; its mean and sd are re-estimated from the packs when
         ``estimate_cohort`` (shrunk towards the hyper-prior when packs are few).
     sd_q0 : spread of initial capacity between new packs (manufacturing tolerance).
+    bms : bool (npacks, nobs), True for BMS readings: they share one pack-specific bias with sd
+        ``bms_bias_sd`` (a random effect, integrated out), so many readings of one BMS pin the
+        pack's fade trend but not its level; a measured capacity pins both.
     """
     soh = np.atleast_2d(np.asarray(soh, dtype=float))
     loss = np.broadcast_to(np.atleast_2d(np.asarray(nominal_loss, dtype=float)), soh.shape)
@@ -145,8 +163,11 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
     hyper = cohort or CohortPrior()
     prior = CohortPrior(hyper.log_m_mean, hyper.log_m_sd)
     n_ev = msk.sum(axis=1)
-    stats = _evidence_stats(soh, loss, sd, msk)
-    mean, sdv = _grid_posterior(stats, prior, sd_q0)
+    shared = msk & (np.broadcast_to(np.asarray(bms, dtype=bool), soh.shape) if bms is not None else False)
+    if bms_bias_sd <= 0:
+        raise ForecastInputError("bms_bias_sd must be positive")
+    stats = _evidence_stats(soh, loss, sd, msk, shared)
+    mean, sdv = _grid_posterior(stats, prior, sd_q0, bms_bias_sd)
     informative = n_ev > 0
     if estimate_cohort and informative.sum() >= 2:
         for _ in range(iterations):
@@ -160,7 +181,7 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
             mu = (n * mu + k * hyper.log_m_mean) / (n + k)
             tau = float(np.sqrt((n * tau2 + k * hyper.log_m_sd**2) / (n + k)))
             prior = CohortPrior(mu, max(tau, 0.03))
-            mean, sdv = _grid_posterior(stats, prior, sd_q0)
+            mean, sdv = _grid_posterior(stats, prior, sd_q0, bms_bias_sd)
     return PackPosterior(mean, sdv, n_ev, prior)
 
 
