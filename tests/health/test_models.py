@@ -32,6 +32,26 @@ def test_lfp_calendar_matches_naumann_checkups(naumann_raw):
     assert mae < 0.6  # pp
 
 
+def test_lfp_resistance_growth_matches_naumann_checkups(naumann_raw):
+    # DC resistance growth at every check-up of the 17 storage conditions (first 400 days):
+    # measured 0.3 % (0 C) to 37 % (60 C, 50 % SOC); the model's linear SOC stress misses the
+    # 50 % SOC peak the data show at 40-60 C, which is most of the error
+    d = naumann_raw[naumann_raw.elapsed_days > 0]
+    errs, growth = [], []
+    for (temp, soc), g in d.groupby(["temperature_c", "storage_soc_fraction"]):
+        days = int(np.ceil(g.elapsed_days.max()))
+        r = simulate_aging("LFP", np.full(days, float(temp)), float(soc)).r
+        pred = np.interp(g.elapsed_days, np.arange(1, days + 1), r) - 1.0
+        errs.append(100 * pred - g.resistance_growth_pct.to_numpy())
+        growth.append(g.resistance_growth_pct.to_numpy())
+    mae = float(np.mean(np.abs(np.concatenate(errs))))
+    # against a cohort-mean growth rate per day (one number for all conditions)
+    rate = np.sum(np.concatenate(growth) * d.elapsed_days) / np.sum(d.elapsed_days**2)
+    mae_mean = float(np.mean(np.abs(d.resistance_growth_pct - rate * d.elapsed_days)))
+    assert mae < 2.0, mae  # measured 1.56 pp
+    assert mae < 0.6 * mae_mean, (mae, mae_mean)  # measured 1.56 against 2.96
+
+
 def test_lfp_ordering_by_temperature_and_soc():
     hot = simulate_capacity_fade("LFP", np.full(885, 60.0), 1.0)[-1]
     warm = simulate_capacity_fade("LFP", np.full(885, 40.0), 1.0)[-1]
