@@ -14,6 +14,7 @@ from battloop.health.estimate import (
     outage_discharge_evidence,
     ResistanceEvidence,
     resistance_at_reference,
+    resistance_factor_to_reference,
     soc_from_voltage,
 )
 
@@ -141,5 +142,30 @@ def test_resistance_is_brought_to_25_c_with_the_uncertainty_of_the_correction():
     blind = resistance_at_reference(read, None, unknown_temp_sd_c=5.0)
     assert blind.resistance_ohm == 0.040 and blind.sd_ohm == pytest.approx(np.hypot(0.001, 0.040 * 0.1895), rel=0.01)
     assert resistance_at_reference(read, float("nan")).sd_ohm > blind.sd_ohm  # cabinet default: 10 C
-    with pytest.raises(EvidenceRejected, match="-40..80"):
-        resistance_at_reference(read, 120.0)
+    with pytest.raises(EvidenceRejected, match="outside 0..45 C"):
+        resistance_at_reference(read, -20.0)
+    # elementwise factor: NaN and masked (missing in the lake) temperatures count as 25 C
+    f = resistance_factor_to_reference(np.ma.masked_array([5.0, 25.0, 0.0, np.nan], mask=[False, False, True, False]))
+    assert f[0] == pytest.approx(1 / 2.25, rel=0.01) and list(f[1:]) == [1.0, 1.0, 1.0]
+
+
+def test_fusion_counts_a_shared_correction_error_once():
+    # a pack of 10 mOhm at 25 C whose true activation energy is 22 kJ/mol (1 sd below the default):
+    # one 25 C bench test and 100 load steps in a 5 C cabinet
+    true_ea = 22_000.0
+    bench = resistance_at_reference(ResistanceEvidence(0.0, 0.0100, 0.0003, "bench"), 25.0)
+    cold_read = 0.0100 / float(np.exp(-true_ea / 8.314462618 * (1 / 278.15 - 1 / 298.15)))
+    steps = [resistance_at_reference(ResistanceEvidence(1.0, cold_read, 0.0005, "dc_step"), 5.0) for _ in range(100)]
+    fused = fuse_resistance([bench] + steps)
+    # averaged as independent, the 100 steps would outvote the bench and claim +/- 0.14 mOhm around 8.5
+    r = np.array([e.resistance_ohm for e in [bench] + steps])
+    w = 1 / np.array([e.sd_ohm for e in [bench] + steps]) ** 2
+    naive_mean, naive_sd = float(np.sum(w * r) / np.sum(w)), float(1 / np.sqrt(np.sum(w)))
+    assert abs(naive_mean - 0.0100) > 5 * naive_sd
+    # counted once, their shared Ea error leaves the bench in charge and the truth inside the band
+    assert abs(fused["resistance_ohm"] - 0.0100) < 1.3 * fused["sd_ohm"]
+    assert abs(fused["resistance_ohm"] - 0.0100) < 0.3 * abs(naive_mean - 0.0100)
+    # independent readings (no correction detail) fuse by plain inverse variance, as before
+    plain = fuse_resistance([ResistanceEvidence(0.0, 0.040, 0.001), ResistanceEvidence(0.0, 0.044, 0.002)])
+    assert plain["resistance_ohm"] == pytest.approx((0.040 / 0.001**2 + 0.044 / 0.002**2) / (1 / 0.001**2 + 1 / 0.002**2))
+    assert plain["sd_ohm"] == pytest.approx(1 / np.sqrt(1 / 0.001**2 + 1 / 0.002**2))

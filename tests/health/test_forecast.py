@@ -120,6 +120,8 @@ def test_a_bms_bias_shared_by_its_readings_is_not_mistaken_for_fade():
     assert np.allclose(only_bench.log_m_mean, same.log_m_mean) and np.allclose(only_bench.log_m_sd, same.log_m_sd)
     with pytest.raises(ForecastInputError, match="bms_bias_sd"):
         calibrate_packs(soh, nominal, sd, bms=from_bms, bms_bias_sd=0.0)
+    with pytest.raises(ForecastInputError, match="must be positive"):
+        calibrate_packs(soh, nominal, sd, bms=from_bms, bms_bias_sd=float("nan"))
 
 
 def test_fleet_fast_path_equals_general_forecast():

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 
 from battloop.triage.grading import (GradingError, bench_from_pylontech_console, bms_history_from_pylontech_stat,
-                                     default_rules_path, grade, load_safety_rules, read_bench_csv, to_dossiers)
+                                     grade, load_safety_rules, read_bench_csv, to_dossiers)
 from battloop.triage.policy import evaluate, load_policy, validate_dossiers
 from battloop.triage.rules_yaml import RuleFileError
 
 SHARED_DATA = Path(os.environ.get("BATTLOOP_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 CONSOLE = SHARED_DATA / "telemetry" / "pylontech_console"
 
-DEFAULT_RULES = default_rules_path().read_text(encoding="utf-8")
 HEAD = ("serial,chemistry,rated_capacity_ah,capacity_ah,test_rate_c,test_temp_c,dcir_mohm,baseline_dcir_mohm,"
         "ocv_v,cells_in_series,insulation_mohm,nominal_voltage_v,cell_v_max_mv,cell_v_min_mv,visual_ok,swelling,"
         "leakage,deformation,corrosion,connector_damage,casing_damage,burn_marks,thermal_events,fault_count,"
@@ -119,11 +118,11 @@ def test_dcir_is_compared_with_the_new_pack_value_at_25_c(tmp_path):
     assert cold["dcir_25c_mohm"] == pytest.approx(30 * factor) and cold["ir_ratio"] == pytest.approx(1.5 * factor)
     assert 0.85 < cold["ir_ratio"] < 0.95
     assert room["ir_ratio"] == pytest.approx(1.5) and unknown["ir_ratio"] == pytest.approx(1.5)  # no temperature: as at 25 C
-    # the activation energy is a setting of the rules file; 0 turns the correction off
-    off = load_safety_rules("r.yaml", text=DEFAULT_RULES.replace("dcir_activation_energy_j_mol: 28000", "dcir_activation_energy_j_mol: 0"))
-    assert grade(read_bench_csv(bench(tmp_path, "P1," + with_(GOOD, test_temp_c=12))), off).iloc[0]["ir_ratio"] == pytest.approx(1.5)
-    with pytest.raises(RuleFileError, match=r"r.yaml:\d+: dcir_activation_energy_j_mol must lie in 0..100000"):
-        load_safety_rules("r.yaml", text=DEFAULT_RULES.replace("dcir_activation_energy_j_mol: 28000", "dcir_activation_energy_j_mol: -5"))
+    # far from room temperature the correction would be a guess: a DCIR-only test at 2 C is refused
+    # like a capacity test, with the row named
+    path = bench(tmp_path, "P0," + GOOD, "P1," + with_(GOOD, test_temp_c=2, capacity_ah=""))
+    with pytest.raises(GradingError, match=r"bench.csv:3: column test_temp_c, serial P1: DCIR test at 2 °C is outside 10–40 °C"):
+        grade(read_bench_csv(path))
 
 
 def test_no_capacity_test_gives_missing_soh_and_policy_holds(tmp_path):

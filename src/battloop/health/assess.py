@@ -114,6 +114,9 @@ BMS_TRUST_LIMIT = 0.10
 #: A bench DCIR reading: ~3 % repeatability of the pulse method plus ~0.5 mΩ of contacts and
 #: leads (IEC 61960-3 sec. 7.8 DC method; typical 4-wire bench rigs).
 BENCH_DCIR_REL_SD = 0.03
+#: sd of a cabinet temperature estimated from the site's monthly climate normal: day-to-day weather
+#: and the time of day of an outage (~5 C about the monthly mean)
+CLIMATE_TEMP_SD_C = 5.0
 BENCH_DCIR_FLOOR_MOHM = 0.5
 #: Relative sd added to a capacity test whose temperature was not recorded (room 25 +- 4 C at 0.5 %/C).
 UNKNOWN_TEST_TEMP_REL_SD = 0.02
@@ -139,8 +142,8 @@ class _Evidence:
     def add_soh(self, pack_id, when: dt.date, soh: float, sd: float, source: str):
         self.soh.setdefault(pack_id, []).append((when, soh, sd, source))
 
-    def add_resistance(self, pack_id, when: dt.date, ohm: float, sd_ohm: float, source: str):
-        self.resistance.setdefault(pack_id, []).append((when, ohm, sd_ohm, source))
+    def add_resistance(self, pack_id, when: dt.date, evidence: ResistanceEvidence):
+        self.resistance.setdefault(pack_id, []).append((when, evidence))
 
 
 def _bench_evidence(pack_ids, packs_by_id: dict, today: dt.date, ev: _Evidence) -> None:
@@ -160,11 +163,10 @@ def _bench_evidence(pack_ids, packs_by_id: dict, today: dt.date, ev: _Evidence) 
             ohm = dcir_mohm / 1000.0
             read = ResistanceEvidence(0.0, ohm, math.hypot(BENCH_DCIR_REL_SD * ohm, BENCH_DCIR_FLOOR_MOHM / 1000.0), "bench")
             try:  # at 25 C, so that a winter and a summer test compare
-                at_25 = resistance_at_reference(read, temp_c, unknown_temp_sd_c=UNKNOWN_BENCH_TEMP_SD_C)
+                ev.add_resistance(pack_id, when, resistance_at_reference(read, temp_c, unknown_temp_sd_c=UNKNOWN_BENCH_TEMP_SD_C))
+                ev.counts["bench_resistance_tests"] += 1
             except EvidenceRejected as exc:
-                raise ValueError(f"pack {p.serial}: bench result of {when}, test_temp_c: {exc}") from None
-            ev.add_resistance(pack_id, when, at_25.resistance_ohm, at_25.sd_ohm, "bench")
-            ev.counts["bench_resistance_tests"] += 1
+                ev.rejected.append((p.serial, when, "resistance", f"bench DCIR: {exc}"))
         if capacity_ah is None:
             continue
         if when < p.install_date:
@@ -225,16 +227,16 @@ def _series_evidence(packs_by_serial: dict, today: dt.date, ev: _Evidence, con, 
     con.register("_windows", pa.table({"pack_serial": [w[0] for w in windows], "source": [w[1] for w in windows],
                                        "day": pa.array([w[2] for w in windows], pa.date32())}))
     # the pack's temperature is the middle of its cells' min and max (either alone where only one is
-    # reported); lake files written before those columns existed give none (unknown temperature)
+    # reported); lake files written before those columns existed give none
     columns = {c[0] for c in con.execute("DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)", [files]).fetchall()}
-    temp = ("(coalesce(r.temp_min_c, r.temp_max_c) + coalesce(r.temp_max_c, r.temp_min_c)) / 2"
-            if {"temp_min_c", "temp_max_c"} <= columns else "CAST(NULL AS DOUBLE)")
+    have = [f"r.{c}" for c in ("temp_min_c", "temp_max_c") if c in columns]
+    temp = (f"(coalesce({have[0]}, {have[-1]}) + coalesce({have[-1]}, {have[0]})) / 2" if have else "CAST(NULL AS DOUBLE)")
     rows = con.execute(
         f"SELECT r.pack_serial, r.source, epoch_us(r.ts) AS us, r.current_a, r.voltage_v, {temp} AS temp_c "
         "FROM read_parquet(?, union_by_name = true) r "
         "JOIN _windows w ON r.pack_serial = w.pack_serial AND r.source IS NOT DISTINCT FROM w.source AND CAST(r.ts AS DATE) = w.day "
         "WHERE r.ts < ? AND r.current_a IS NOT NULL AND r.voltage_v IS NOT NULL "
-        "ORDER BY r.pack_serial, r.source, us, r.current_a, r.voltage_v",
+        "ORDER BY r.pack_serial, r.source, us, r.current_a, r.voltage_v, temp_c NULLS LAST",
         [files, end]).fetchnumpy()
     con.unregister("_windows")
     if not len(rows["us"]):
@@ -254,10 +256,18 @@ def _series_evidence(packs_by_serial: dict, today: dt.date, ev: _Evidence, con, 
             ev.rejected.append((p.serial, None, "series", f"pack model {p.model.code} has no cell configuration like '16S1P': "
                                                           "its cell voltages, hence its SOC, cannot be read"))
             continue
+        # where the pack reports no temperature, the cabinet's is estimated from the site's climate
+        # (monthly normal plus the cabinet offset, as the aging history uses), known to CLIMATE_TEMP_SD_C
+        temp = np.ma.filled(np.ma.asarray(rows["temp_c"][a:b], dtype=float), np.nan)[keep]
+        temp_sd = np.where(np.isfinite(temp), 0.0, CLIMATE_TEMP_SD_C)
+        if np.isnan(temp).any():
+            month = us[keep].astype("datetime64[us]").astype("datetime64[M]").astype(np.int64) % 12 + 1  # UTC calendar month
+            climate = seasonal_temperature_c(p.site.annual_mean_temp_c or 15.0, p.site.temp_amplitude_c or 10.0, 12,
+                                             offset_c=p.site.cabinet_offset_c + 2.0)
+            temp = np.where(np.isfinite(temp), temp, climate[month - 1])
         found: SeriesFindings = series_evidence(us[keep] / 1e6, rows["current_a"][a:b][keep], rows["voltage_v"][a:b][keep],
                                                 int(m.group(1)), p.nameplate_capacity_ah or p.model.rated_capacity_ah,
-                                                chemistry=p.model.chemistry, t0_s=day0,
-                                                temp_c=np.ma.filled(np.ma.asarray(rows["temp_c"][a:b], dtype=float), np.nan)[keep])
+                                                chemistry=p.model.chemistry, t0_s=day0, temp_c=temp, temp_sd_c=temp_sd)
         for e in found.soh:
             when = p.install_date + dt.timedelta(days=int(math.floor(e.t_days)))
             if e.t_days < 0:  # like a bench test before install: not on this service life's aging path
@@ -267,7 +277,7 @@ def _series_evidence(packs_by_serial: dict, today: dt.date, ev: _Evidence, con, 
             ev.add_soh(p.pk, when, e.soh, e.sd, e.source)
             ev.counts["outage_discharges"] += 1
         for r in found.resistance:
-            ev.add_resistance(p.pk, p.install_date + dt.timedelta(days=int(math.floor(r.t_days))), r.resistance_ohm, r.sd_ohm, r.source)
+            ev.add_resistance(p.pk, p.install_date + dt.timedelta(days=int(math.floor(r.t_days))), r)
             ev.counts["current_steps"] += 1
         for t_days, kind, reason in found.rejected:
             when = p.install_date + dt.timedelta(days=int(math.floor(t_days)))
@@ -302,12 +312,12 @@ def _bms_check(bms: list, measured: list, install_date: dt.date) -> tuple[float,
 
 
 def _measured_resistance(items: list) -> dict | None:
-    """Inverse-variance fusion of the resistance evidence within RESISTANCE_WINDOW_DAYS of the latest."""
+    """GLS fusion (:func:`~battloop.health.estimate.fuse_resistance`) of the resistance evidence
+    within RESISTANCE_WINDOW_DAYS of the latest."""
     if not items:
         return None
-    latest = max(w for w, *_ in items)
-    recent = [ResistanceEvidence(0.0, ohm, sd, src) for w, ohm, sd, src in items
-              if (latest - w).days <= RESISTANCE_WINDOW_DAYS]
+    latest = max(w for w, _ in items)
+    recent = [e for w, e in items if (latest - w).days <= RESISTANCE_WINDOW_DAYS]
     fused = fuse_resistance(recent)
     return {"resistance_mohm_measured": round(1000 * fused["resistance_ohm"], 3), "resistance_mohm_sd": round(1000 * fused["sd_ohm"], 3),
             "resistance_evidence_count": len(recent), "resistance_measured_on": latest}

@@ -191,41 +191,64 @@ UNKNOWN_CABINET_TEMP_SD_C = 10.0
 _R_GAS = 8.314462618
 
 
+#: Range of pack temperatures the correction is trusted over: outside it the Arrhenius law is
+#: extrapolated too far (x23 at -40 C) and the pack's non-cell resistance (MOSFETs, shunt,
+#: busbars, which hardly depend on temperature) would be corrected as if it were the cells'.
+RESISTANCE_VALID_TEMP_C = (0.0, 45.0)
+
+
 def resistance_factor_to_reference(temp_c, ea_j_mol: float = RESISTANCE_EA_J_MOL,
                                    reference_temp_c: float = RESISTANCE_REFERENCE_TEMP_C):
-    """R_25 / R(T) by the Arrhenius law above, elementwise; 1 where the temperature is NaN (taken as 25 C)."""
-    t = np.asarray(temp_c, dtype=float)
-    x = 1.0 / (t + 273.15) - 1.0 / (reference_temp_c + 273.15)
+    """R_25 / R(T) by the Arrhenius law above, elementwise; 1 where the temperature is NaN or masked (taken as 25 C)."""
+    t = np.ma.filled(np.ma.asarray(temp_c, dtype=float), np.nan)
+    t = np.where(t > -273.15, t, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x = 1.0 / (t + 273.15) - 1.0 / (reference_temp_c + 273.15)
     return np.where(np.isfinite(t), np.exp(-ea_j_mol / _R_GAS * np.nan_to_num(x)), 1.0)
 
 
-def resistance_at_reference(ev: ResistanceEvidence, temp_c=None, unknown_temp_sd_c: float = UNKNOWN_CABINET_TEMP_SD_C,
+def resistance_at_reference(ev: ResistanceEvidence, temp_c=None, temp_sd_c: float = 0.0,
+                            unknown_temp_sd_c: float = UNKNOWN_CABINET_TEMP_SD_C,
                             ea_j_mol: float = RESISTANCE_EA_J_MOL, ea_sd_j_mol: float = RESISTANCE_EA_SD_J_MOL,
-                            reference_temp_c: float = RESISTANCE_REFERENCE_TEMP_C) -> ResistanceEvidence:
+                            reference_temp_c: float = RESISTANCE_REFERENCE_TEMP_C,
+                            valid_temp_c: tuple = RESISTANCE_VALID_TEMP_C) -> ResistanceEvidence:
     """The resistance reading at the reference temperature (25 C), with the correction's uncertainty.
 
     Arrhenius law of the module constants: a cold pack reads high, a warm one low, and a trend
-    or a ratio to the new-pack value compares like with like only at one temperature. The sd
-    adds the uncertainty of Ea (growing with the distance from 25 C) and, for a reading without
-    a temperature, the spread ``unknown_temp_sd_c`` around 25 C (its value is kept as read).
+    or a ratio to the new-pack value compares like with like only at one temperature.
+
+    The uncertainty has three parts, kept apart in ``detail`` because they are not alike when
+    readings are fused (:func:`fuse_resistance`): the reading's own (``sd_measurement_ohm``,
+    independent between readings); the error of Ea (``log_sd_ea``, signed: the same Ea error
+    moves cold readings down and warm ones up, in every reading of every pack alike); and the
+    error of the temperature (``log_sd_temp``: ``temp_sd_c`` of an estimated temperature, or
+    ``unknown_temp_sd_c`` around 25 C for a reading without one, whose value is then kept as
+    read). ``sd_ohm`` is their total for this reading alone. Temperatures outside
+    ``valid_temp_c`` are refused (:class:`EvidenceRejected`).
     """
     t_ref_k = reference_temp_c + 273.15
-    if temp_c is None or not np.isfinite(float(temp_c)):
-        # d ln R / dT at the reference, times the spread of the unknown temperature
-        rel = ea_j_mol / (_R_GAS * t_ref_k**2) * unknown_temp_sd_c
-        sd = float(np.hypot(ev.sd_ohm, ev.resistance_ohm * rel))
-        return ResistanceEvidence(ev.t_days, ev.resistance_ohm, sd, ev.source,
-                                  {**ev.detail, "temp_c": None, "measured_ohm": ev.resistance_ohm, "temperature_note": "no temperature: "
-                                   f"taken as {reference_temp_c:g} +/- {unknown_temp_sd_c:g} C"})
-    temp_c = float(temp_c)
-    if not -40.0 <= temp_c <= 80.0:
-        raise EvidenceRejected(f"resistance reading at {temp_c:g} C: outside -40..80 C, not a battery temperature")
-    x = 1.0 / (temp_c + 273.15) - 1.0 / t_ref_k  # > 0 when colder than the reference
-    factor = float(resistance_factor_to_reference(temp_c, ea_j_mol, reference_temp_c))  # R_ref = R(T) * factor
+    known = temp_c is not None and np.isfinite(float(temp_c))
+    if not known:
+        t_k, temp_sd, factor, x = t_ref_k, unknown_temp_sd_c, 1.0, 0.0
+    else:
+        temp_c = float(temp_c)
+        lo, hi = valid_temp_c
+        if not lo <= temp_c <= hi:
+            raise EvidenceRejected(f"resistance reading at {temp_c:g} C: outside {lo:g}..{hi:g} C, where the 25 C correction "
+                                   "would be a guess; measure nearer room temperature")
+        t_k, temp_sd = temp_c + 273.15, float(temp_sd_c)
+        x = 1.0 / t_k - 1.0 / t_ref_k  # > 0 when colder than the reference
+        factor = float(resistance_factor_to_reference(temp_c, ea_j_mol, reference_temp_c))  # R_ref = R(T) * factor
     r = ev.resistance_ohm * factor
-    sd = float(np.hypot(ev.sd_ohm * factor, r * ea_sd_j_mol / _R_GAS * abs(x)))
-    return ResistanceEvidence(ev.t_days, float(r), sd, ev.source,
-                              {**ev.detail, "temp_c": temp_c, "measured_ohm": ev.resistance_ohm, "factor_to_reference": factor})
+    sd_meas = ev.sd_ohm * factor
+    log_sd_ea = -ea_sd_j_mol / _R_GAS * x  # d ln R_ref per 1 sd of Ea
+    log_sd_temp = ea_j_mol / (_R_GAS * t_k**2) * temp_sd  # d ln R / dT times the temperature's sd
+    sd = float(np.sqrt(sd_meas**2 + (r * log_sd_ea) ** 2 + (r * log_sd_temp) ** 2))
+    detail = {**ev.detail, "temp_c": temp_c if known else None, "measured_ohm": ev.resistance_ohm, "factor_to_reference": factor,
+              "sd_measurement_ohm": float(sd_meas), "log_sd_ea": float(log_sd_ea), "log_sd_temp": float(log_sd_temp)}
+    if not known:
+        detail["temperature_note"] = f"no temperature: taken as {reference_temp_c:g} +/- {unknown_temp_sd_c:g} C"
+    return ResistanceEvidence(ev.t_days, float(r), sd, ev.source, detail)
 
 
 class SohFilter:
@@ -291,14 +314,31 @@ class SohFilter:
 
 
 def fuse_resistance(evidence, baseline_ohm=None):
-    """Inverse-variance mean of recent resistance evidence and growth vs baseline."""
+    """Generalised-least-squares mean of resistance evidence, and growth vs baseline.
+
+    Readings brought to 25 C by :func:`resistance_at_reference` share two errors: that of the
+    activation energy, and that of the temperatures where they were estimated or unknown
+    (counted as shared, since cabinets run systematically warm or cold). Their covariance is
+    ``diag(sd_measurement^2) + u u' + v v'`` with ``u_i = r_i log_sd_ea_i`` and ``v_i = r_i
+    log_sd_temp_i``; the GLS weights are ``C^-1 1`` (Aitken 1935), so a hundred cold-cabinet
+    steps count together like one reading with their shared correction error, and cannot outvote
+    a 25 C bench test, and the fused sd keeps the correction error that averaging cannot remove.
+    Readings without that detail are independent with their ``sd_ohm`` (plain inverse variance).
+    """
     ev = list(evidence)
     if not ev:
         raise EvidenceRejected("no resistance evidence")
     r = np.array([e.resistance_ohm for e in ev])
-    w = 1.0 / np.array([e.sd_ohm for e in ev]) ** 2
-    mean = float(np.sum(w * r) / np.sum(w))
-    sd = float(1.0 / np.sqrt(np.sum(w)))
+    d = np.array([e.detail.get("sd_measurement_ohm", e.sd_ohm) for e in ev]) ** 2
+    U = np.column_stack([r * np.array([e.detail.get("log_sd_ea", 0.0) for e in ev]),
+                         r * np.array([e.detail.get("log_sd_temp", 0.0) for e in ev])])
+    # C^-1 = D^-1 - D^-1 U (I + U' D^-1 U)^-1 U' D^-1 (Woodbury): O(n) for any number of readings
+    di = 1.0 / d
+    k = np.eye(2) + (U.T * di) @ U
+    ci_one = di - di * (U @ np.linalg.solve(k, U.T @ di))
+    total = float(np.sum(ci_one))
+    mean = float(ci_one @ r / total)
+    sd = float(1.0 / np.sqrt(total))
     out = {"resistance_ohm": mean, "sd_ohm": sd}
     if baseline_ohm:
         out["growth"] = mean / baseline_ohm
@@ -344,7 +384,7 @@ def _runs(flag: np.ndarray) -> list[tuple[int, int]]:
 
 def series_evidence(time_s, current_a, voltage_v, cells_in_series: int, rated_ah: float, chemistry="LFP", t0_s: float = 0.0,
                     min_rest_s: float = MIN_REST_S, max_gap_s: float = MAX_SAMPLE_GAP_S, max_step_gap_s: float = MAX_STEP_GAP_S,
-                    voltage_sd_v: float = 0.015, min_delta_soc: float = 0.3, temp_c=None) -> SeriesFindings:
+                    voltage_sd_v: float = 0.015, min_delta_soc: float = 0.3, temp_c=None, temp_sd_c=None) -> SeriesFindings:
     """Outage discharges and current steps in one pack's time series (one source, time-ordered).
 
     ``current_a`` is positive while charging (the telemetry convention), ``voltage_v`` the pack
@@ -361,9 +401,10 @@ def series_evidence(time_s, current_a, voltage_v, cells_in_series: int, rated_ah
       most ``max_step_gap_s`` apart both discharge (only the battery sets the voltage; at
       the start of an outage the drop from the charger's float voltage is not I*R) and the
       voltage moves against the current (more load, lower voltage). With ``temp_c`` (the
-      pack's temperature per sample, NaN where not reported) the step is reported at 25 C
+      pack's temperature per sample, NaN where not known; ``temp_sd_c`` its sd where it is an
+      estimate, e.g. from the site's climate) the step is reported at 25 C
       (:func:`resistance_at_reference`, mean of the two samples); without, as read, with the
-      spread of an unknown cabinet temperature in its sd.
+      spread of an unknown cabinet temperature in its sd. A step outside 0..45 C is rejected.
     """
     t = np.asarray(time_s, dtype=float)
     i = np.asarray(current_a, dtype=float)
@@ -374,11 +415,12 @@ def series_evidence(time_s, current_a, voltage_v, cells_in_series: int, rated_ah
         raise EvidenceRejected("series time stamps must increase strictly (sort and drop duplicate readings first)")
     if cells_in_series <= 0 or rated_ah <= 0:
         raise EvidenceRejected(f"cells in series ({cells_in_series}) and rated capacity ({rated_ah} Ah) must be positive")
-    temp = np.full(t.shape, np.nan) if temp_c is None else np.asarray(temp_c, dtype=float)
+    temp = np.full(t.shape, np.nan) if temp_c is None else np.ma.filled(np.ma.asarray(temp_c, dtype=float), np.nan)
+    temp_sd = np.zeros(t.shape) if temp_sd_c is None else np.broadcast_to(np.asarray(temp_sd_c, dtype=float), t.shape)
     if temp.shape != t.shape:
         raise EvidenceRejected("the temperature series must match the time series in length")
     ok = np.isfinite(i) & np.isfinite(v)
-    t, i, v, temp = t[ok], i[ok], v[ok], temp[ok]
+    t, i, v, temp, temp_sd = t[ok], i[ok], v[ok], temp[ok], temp_sd[ok]
     soh, res, rejected = [], [], []
     if t.size < 2:
         return SeriesFindings(soh, res, rejected)
@@ -434,7 +476,9 @@ def series_evidence(time_s, current_a, voltage_v, cells_in_series: int, rated_ah
             continue  # no step, or the voltage did not move against the current (not an I*R drop)
         try:
             step = dc_resistance(v[k], v[k + 1], -i[k], -i[k + 1], t_days=float(days[k + 1]))
-            res.append(resistance_at_reference(step, float(np.nanmean(temp[k:k + 2])) if np.isfinite(temp[k:k + 2]).any() else None))
+            known = np.isfinite(temp[k:k + 2])
+            res.append(resistance_at_reference(step, float(np.mean(temp[k:k + 2][known])) if known.any() else None,
+                                               temp_sd_c=float(np.mean(temp_sd[k:k + 2][known])) if known.any() else 0.0))
         except EvidenceRejected as exc:
             rejected.append((float(days[k + 1]), "step", str(exc)))
     return SeriesFindings(soh, res, rejected)

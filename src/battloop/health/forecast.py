@@ -164,8 +164,8 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
     prior = CohortPrior(hyper.log_m_mean, hyper.log_m_sd)
     n_ev = msk.sum(axis=1)
     shared = msk & (np.broadcast_to(np.asarray(bms, dtype=bool), soh.shape) if bms is not None else False)
-    if bms_bias_sd <= 0:
-        raise ForecastInputError("bms_bias_sd must be positive")
+    if not (bms_bias_sd > 0 and sd_q0 > 0):  # also refuses NaN
+        raise ForecastInputError(f"bms_bias_sd ({bms_bias_sd}) and sd_q0 ({sd_q0}) must be positive")
     stats = _evidence_stats(soh, loss, sd, msk, shared)
     mean, sdv = _grid_posterior(stats, prior, sd_q0, bms_bias_sd)
     informative = n_ev > 0

@@ -17,8 +17,10 @@ Bench CSV columns (one row per pack; only ``serial`` is required, empty = not me
 ``test_rate_c``            discharge rate of that test, C (recorded with the result)
 ``test_temp_c``            ambient temperature of that test, °C (used for the 25 °C correction)
 ``dcir_mohm``              DC internal resistance (ΔV/ΔI), mΩ, at ``test_temp_c``
-``baseline_dcir_mohm``     the same model's new-pack DCIR at 25 °C, mΩ (gives ``ir_ratio``
-                           = DCIR brought to 25 °C ÷ baseline; see ``dcir_25c_mohm`` below)
+``baseline_dcir_mohm``     the same model's new-pack DCIR at 25 °C, mΩ (gives ``ir_ratio`` =
+                           ``dcir_25c_mohm`` ÷ baseline: the DCIR brought to 25 °C by the Arrhenius
+                           law of :func:`battloop.health.estimate.resistance_factor_to_reference`;
+                           a DCIR test outside ``valid_temp_c`` is refused like a capacity test)
 ``ocv_v``                  open-circuit voltage at rest, V
 ``cells_in_series``        cells in series (15 or 16 for 48 V LFP)
 ``insulation_mohm``        insulation resistance pack → casing, MΩ (with ``nominal_voltage_v``)
@@ -50,7 +52,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from battloop.health.estimate import RESISTANCE_EA_J_MOL, resistance_factor_to_reference
+from battloop.health.estimate import resistance_factor_to_reference
 
 from .policy import CHEMISTRIES, DossierError, validate_table
 from .rules import FieldSpec, RuleSet, columns_from_frame, compile_rules, evaluate_rules
@@ -121,10 +123,8 @@ class SafetyRules:
     """Compiled safety-class rules plus the capacity-test settings of the same file."""
 
     def __init__(self, rules: RuleSet, reference_temp_c: float, temp_coeff_per_c: float,
-                 valid_temp_c: tuple[float, float], max_capacity_ratio: float,
-                 dcir_activation_energy_j_mol: float = RESISTANCE_EA_J_MOL):
+                 valid_temp_c: tuple[float, float], max_capacity_ratio: float):
         self.rules = rules
-        self.dcir_activation_energy_j_mol = dcir_activation_energy_j_mol
         self.reference_temp_c = reference_temp_c
         self.temp_coeff_per_c = temp_coeff_per_c
         self.valid_temp_c = valid_temp_c
@@ -148,7 +148,7 @@ def load_safety_rules(source: str | Path = "default", *, text: str | None = None
                                  base_fields=GRADING_FIELDS, extra_top_keys=("capacity_test",), outcome_key="class")
     ct = extra.get("capacity_test") or {}
     problems = []
-    allowed = {"reference_temp_c", "temp_coeff_per_c", "valid_temp_c", "max_capacity_ratio", "dcir_activation_energy_j_mol"}
+    allowed = {"reference_temp_c", "temp_coeff_per_c", "valid_temp_c", "max_capacity_ratio"}
     if not isinstance(ct, dict):
         raise RuleFileError([f"{where}:{line_of(lines, ('capacity_test',))}: capacity_test must be a mapping"])
     for key, value in ct.items():
@@ -161,13 +161,10 @@ def load_safety_rules(source: str | Path = "default", *, text: str | None = None
                 problems.append(f"{where}:{ln}: valid_temp_c must be [low, high] in °C with low < high")
         elif not isinstance(value, (int, float)) or isinstance(value, bool):
             problems.append(f"{where}:{ln}: {key} must be a number, got {value!r}")
-        elif key == "dcir_activation_energy_j_mol" and not 0 <= value <= 100_000:
-            problems.append(f"{where}:{ln}: dcir_activation_energy_j_mol must lie in 0..100000 J/mol (0 turns the 25 °C correction off)")
     if problems:
         raise RuleFileError(problems)
     return SafetyRules(rules, float(ct.get("reference_temp_c", 25.0)), float(ct.get("temp_coeff_per_c", 0.006)),
-                       tuple(ct.get("valid_temp_c", (10.0, 40.0))), float(ct.get("max_capacity_ratio", 1.3)),
-                       float(ct.get("dcir_activation_energy_j_mol", RESISTANCE_EA_J_MOL)))
+                       tuple(ct.get("valid_temp_c", (10.0, 40.0))), float(ct.get("max_capacity_ratio", 1.3)))
 
 
 def read_bench_csv(path: str | Path) -> pd.DataFrame:
@@ -263,10 +260,14 @@ def derive_rows(bench: pd.DataFrame, rules: SafetyRules) -> tuple[pd.DataFrame, 
                                                     f"{rated[i]:g} Ah; check the rating and the test"))
         out["capacity_25c_ah"] = np.where(bad_temp | too_high, np.nan, c25)
         out["soh_pct"] = np.where(bad_temp | too_high, np.nan, soh)
-        # a cold pack reads a high DCIR: compare with the new-pack value at the same 25 °C (a test
-        # without a temperature is taken as at 25 °C)
-        out["dcir_25c_mohm"] = _col(out, "dcir_mohm") * resistance_factor_to_reference(
-            temp, rules.dcir_activation_energy_j_mol, rules.reference_temp_c)
+        # a cold pack reads a high DCIR: compare with the new-pack value at the same 25 °C, by the
+        # law the health assessment uses (a test without a temperature is taken as at 25 °C)
+        dcir = _col(out, "dcir_mohm")
+        bad_dcir_temp = ~np.isnan(dcir) & ~np.isnan(temp) & ((temp < lo) | (temp > hi))
+        for i in np.flatnonzero(bad_dcir_temp & ~bad_temp):
+            problems.append((int(i), "test_temp_c", f"DCIR test at {temp[i]:g} °C is outside {lo:g}–{hi:g} °C, where its "
+                                                    f"25 °C value would be a guess; repeat it in that window"))
+        out["dcir_25c_mohm"] = np.where(bad_dcir_temp, np.nan, dcir * resistance_factor_to_reference(temp))
         out["ir_ratio"] = out["dcir_25c_mohm"] / _col(out, "baseline_dcir_mohm")
         ins = _col(out, "insulation_ohm_per_v")
         from_mohm = _col(out, "insulation_mohm") * 1e6 / _col(out, "nominal_voltage_v")
