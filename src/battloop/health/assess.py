@@ -19,7 +19,8 @@ Evidence (:mod:`battloop.health.estimate`), each at its month of the pack's hist
 Model: the semi-empirical aging model (:mod:`battloop.health.models`) integrated over
 each pack's own history at its site's seasonal climate (cabinet offset included) with
 the BLAST-Lite pack factor 1.2; per-pack rate multipliers with an empirical-Bayes
-cohort prior per pack model (:func:`battloop.health.forecast.calibrate_packs`);
+cohort prior per pack model (which fixes the OEM) and, nested in it, per climate zone
+(:func:`battloop.health.forecast.calibrate_packs`);
 forecast 15 years ahead monthly (:func:`battloop.health.forecast.forecast_packs`).
 """
 
@@ -455,7 +456,9 @@ def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook],
                 soh[i, j], nom[i, j], sd[i, j], from_bms[i, j] = v, loss[i, k], s, src == "bms"
                 counted[src] = counted.get(src, 0) + 1
             sources.append(counted)
-        post = calibrate_packs(soh, nom, sd, bms=from_bms)  # a BMS's own bias is shared by its readings
+        # a BMS's own bias is shared by its readings; climate zones are sub-cohorts of the pack model
+        # (the model fixes the OEM), each with its own prior
+        post = calibrate_packs(soh, nom, sd, bms=from_bms, groups=[p.site.climate_zone or "unknown" for p in group])
         ahead = seasonal_temperature_c(np.array([p.site.annual_mean_temp_c or 15.0 for p in group]),
                                        np.array([p.site.temp_amplitude_c or 10.0 for p in group]), HORIZON_MONTHS,
                                        start_month=today.month, offset_c=np.array([p.site.cabinet_offset_c + 2.0 for p in group]))

@@ -69,6 +69,10 @@ class PackPosterior:
     log_m_sd: np.ndarray
     n_evidence: np.ndarray
     cohort: CohortPrior
+    #: the prior each pack was calibrated with: its sub-cohort's (e.g. climate zone within the pack
+    #: model), or the cohort's when there are no sub-cohorts (then equal to ``cohort``)
+    prior_mean: np.ndarray | None = None
+    prior_sd: np.ndarray | None = None
 
     def multiplier_quantiles(self, z=QUANTILE_Z) -> np.ndarray:
         """Quantiles of m, shape (len(z), npacks)."""
@@ -76,7 +80,9 @@ class PackPosterior:
 
     def subset(self, which) -> "PackPosterior":
         """The posterior of some packs only (boolean mask or indices)."""
-        return PackPosterior(self.log_m_mean[which], self.log_m_sd[which], self.n_evidence[which], self.cohort)
+        pick = (lambda a: None if a is None else a[which])
+        return PackPosterior(self.log_m_mean[which], self.log_m_sd[which], self.n_evidence[which], self.cohort,
+                             pick(self.prior_mean), pick(self.prior_sd))
 
 
 GRID = np.linspace(-3.0, 3.0, 301)  # log m
@@ -131,7 +137,7 @@ BMS_BIAS_SD = 0.015
 
 def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | None = None,
                     estimate_cohort: bool = True, sd_q0: float = 0.02, iterations: int = 5, bms=None,
-                    bms_bias_sd: float = BMS_BIAS_SD) -> PackPosterior:
+                    bms_bias_sd: float = BMS_BIAS_SD, groups=None) -> PackPosterior:
     """Per-pack posterior of the rate multiplier with an empirical-Bayes cohort prior.
 
     Parameters
@@ -146,6 +152,9 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
     bms : bool (npacks, nobs), True for BMS readings: they share one pack-specific bias with sd
         ``bms_bias_sd`` (a random effect, integrated out), so many readings of one BMS pin the
         pack's fade trend but not its level; a measured capacity pins both.
+    groups : one label per pack (e.g. the site's climate zone): sub-cohorts nested in the cohort,
+        each with its own empirical-Bayes prior (:func:`_sub_cohort_priors`), so a pack without
+        evidence in a zone whose packs age faster than the law says inherits that zone's rate.
     """
     soh = np.atleast_2d(np.asarray(soh, dtype=float))
     loss = np.broadcast_to(np.atleast_2d(np.asarray(nominal_loss, dtype=float)), soh.shape)
@@ -182,7 +191,65 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
             tau = float(np.sqrt((n * tau2 + k * hyper.log_m_sd**2) / (n + k)))
             prior = CohortPrior(mu, max(tau, 0.03))
             mean, sdv = _grid_posterior(stats, prior, sd_q0, bms_bias_sd)
-    return PackPosterior(mean, sdv, n_ev, prior)
+    npk = soh.shape[0]
+    prior_mean, prior_sd = np.full(npk, prior.log_m_mean), np.full(npk, prior.log_m_sd)
+    if groups is not None:
+        gi = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1].reshape(-1)
+        if gi.size != npk:
+            raise ForecastInputError(f"groups has {gi.size} labels for {npk} packs")
+        if gi.max() > 0 and informative.sum() >= 2:
+            # each pack's own estimate, hardly shrunk (prior sd 3 in log m), for the sub-cohort means
+            own_mean, own_sd = _grid_posterior(stats, CohortPrior(prior.log_m_mean, 3.0), sd_q0, bms_bias_sd)
+            g_mean, g_sd = _sub_cohort_priors(own_mean[informative], own_sd[informative], gi[informative], int(gi.max()) + 1,
+                                              prior)
+            prior_mean, prior_sd = g_mean[gi], g_sd[gi]
+            mean, sdv = _grid_posterior(stats, CohortPrior(prior_mean[:, None], prior_sd[:, None]), sd_q0, bms_bias_sd)
+    return PackPosterior(mean, sdv, n_ev, prior, prior_mean, prior_sd)
+
+
+def _sub_cohort_priors(own_mean, own_sd, gi, n_groups: int, cohort: CohortPrior):
+    """Empirical-Bayes priors of sub-cohorts (e.g. climate zones) nested in a cohort.
+
+    log m of a pack = cohort mean + zone effect (sd omega) + pack effect (sd tau_w), with
+    ``tau_w^2 + omega^2`` the cohort's variance. omega^2 is the between-zone variance from
+    Cochran's Q of the zone means (method of moments, DerSimonian & Laird 1986); each
+    zone's mean is shrunk to the cohort's by ``B = v / (v + omega^2)`` (Efron & Morris 1975), so a
+    zone of few packs or no real difference keeps the cohort prior exactly. A zone's prior sd is
+    ``sqrt(tau_w^2 + B omega^2)``: the pack spread plus what is still unknown of the zone.
+    Zones without informative packs get the cohort prior.
+    """
+    tau2 = cohort.log_m_sd**2
+    omega2 = 0.0
+    ybar, v = np.full(n_groups, cohort.log_m_mean), np.full(n_groups, np.inf)
+    for _ in range(10):
+        tw2 = max(tau2 - omega2, 0.03**2)
+        w = 1.0 / (tw2 + own_sd**2)
+        sw = np.bincount(gi, weights=w, minlength=n_groups)
+        has = sw > 0
+        ybar = np.where(has, np.bincount(gi, weights=w * own_mean, minlength=n_groups) / np.where(has, sw, 1.0), cohort.log_m_mean)
+        v = np.where(has, 1.0 / np.where(has, sw, 1.0), np.inf)
+        if has.sum() < 2:
+            omega2 = 0.0
+            break
+        # DerSimonian-Laird: Cochran's Q of the zone means against their precision-weighted mean;
+        # a small zone's noisy mean weighs as little as its precision says
+        wz = sw[has]
+        y_all = float(np.sum(wz * ybar[has]) / np.sum(wz))
+        q = float(np.sum(wz * (ybar[has] - y_all) ** 2))
+        new = max(0.0, (q - (has.sum() - 1)) / float(np.sum(wz) - np.sum(wz**2) / np.sum(wz)))
+        new = min(new, 0.9 * tau2)  # zones cannot explain more than the cohort's own spread
+        if abs(new - omega2) < 1e-8:
+            omega2 = new
+            break
+        omega2 = new
+    tw2 = max(tau2 - omega2, 0.03**2)
+    b = np.ones(n_groups)
+    if omega2 > 0:
+        fin = np.isfinite(v)
+        b[fin] = v[fin] / (v[fin] + omega2)
+    g_mean = b * cohort.log_m_mean + (1.0 - b) * ybar
+    g_sd = np.sqrt(tw2 + b * omega2)
+    return g_mean, g_sd
 
 
 # ---------------------------------------------------------------- climate and usage
