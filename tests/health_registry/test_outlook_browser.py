@@ -47,5 +47,26 @@ def test_outlook_page_in_chromium(live_server, transactional_db, demo_instance):
         assert page.inner_text("#kpi-short-now").strip() == str(visible.filter(meets_now=False).count())
         rows = page.locator("#site-table tr").count() - 1
         assert rows == min(visible.count(), 50)
+
+        # a pack's SOH fan chart: drawn from the stored forecast, starting at today's band, with
+        # the triage thresholds as lines
+        from battloop.health.records import HealthAssessment
+
+        h = (HealthAssessment.objects.filter(pack__site__in=access.sites_for(actor)).exclude(forecast={})
+             .select_related("pack").order_by("soh_p50_pct").first())
+        page.goto(f"{live_server.url}/packs/{h.pack.serial}/")
+        page.wait_for_selector("#chart-forecast canvas", timeout=15000)
+        option = page.evaluate("() => { const o = echarts.getInstanceByDom(document.getElementById('chart-forecast')).getOption();"
+                               " return {series: o.series.map(s => ({name: s.name, data: s.data})),"
+                               " lines: o.series[2].markLine.data.map(m => m.yAxis)}; }")
+        p50 = next(s["data"] for s in option["series"] if s["name"] == "P50")
+        assert [v for _, v in p50] == [h.soh_p50_pct] + h.forecast["soh_pct"]["p50"]
+        assert p50[0][0] == h.forecast["as_of"] and p50[1][0][:4] == str(int(h.forecast["as_of"][:4]) + 1)
+        width = next(s["data"] for s in option["series"] if s["name"] == "P10–P90")
+        assert [round(v, 6) for _, v in width] == [round(b - a, 6) for a, b in zip([h.soh_p10_pct] + h.forecast["soh_pct"]["p10"],
+                                                                                [h.soh_p90_pct] + h.forecast["soh_pct"]["p90"])]
+        assert 80.0 in option["lines"] and option["lines"] == sorted(option["lines"], reverse=True)
+        page.wait_for_load_state("networkidle")  # the telemetry chart's request too, before the server stops
+        page.screenshot(path=str(ARTIFACTS / "pack-forecast.png"), full_page=True)
         browser.close()
     assert not offsite, f"the page fetched from outside: {offsite[:5]}"

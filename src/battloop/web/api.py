@@ -384,7 +384,7 @@ class HealthOut(Schema):
     resistance_mohm_sd: float | None = Field(description="standard deviation of the measured resistance, mΩ")
     resistance_evidence_count: int
     resistance_measured_on: dt.date | None
-    forecast: dict[str, Any] = Field(description="SOH % and resistance ratio P10/P50/P90 at `years_ahead`; `crossings`: P10/P50/P90 "
+    forecast: dict[str, Any] = Field(description="SOH % and resistance ratio P10/P50/P90 at `years_ahead` after `as_of`; `crossings`: P10/P50/P90 "
                                                  "dates of falling below 80, 70, 60 and 20 % SOH (null: beyond the 15-year horizon)")
 
 

@@ -108,7 +108,7 @@ ZH = {
     "active": "质保中", "expired_years": "已到期（年限）", "expired_cycles": "已到期（循环次数）", "claim": "可索赔", "no_terms": "无质保条款",
     "The period starts after it ends; showing the 365 days up to its end.": "起始日期晚于结束日期；显示截至结束日期的 365 天。",
     # measured health evidence on the pack page
-    "aging model": "老化模型", "measured resistance": "实测内阻", "at 25 °C": "（折算至 25 °C）", "new-pack value, both at 25 °C": "新包值，均折算至 25 °C", "measurements": "测量次数", "latest": "最近",
+    "aging model": "老化模型", "measured resistance": "实测内阻", "at 25 °C": "（折算至 25 °C）", "SOH forecast: P50 with the P10–P90 band": "SOH 预测：P50 及 P10–P90 区间", "new-pack value, both at 25 °C": "新包值，均折算至 25 °C", "measurements": "测量次数", "latest": "最近",
     "not measured": "未测量", "BMS months": "BMS 月度读数", "capacity tests": "容量测试", "outage discharges": "停电放电",
     "BMS months left out": "未采用的 BMS 月度读数",
 }
