@@ -228,12 +228,10 @@ def _series_evidence(packs_by_serial: dict, today: dt.date, ev: _Evidence, con, 
     con.register("_windows", pa.table({"pack_serial": [w[0] for w in windows], "source": [w[1] for w in windows],
                                        "day": pa.array([w[2] for w in windows], pa.date32())}))
     # the pack's temperature is the middle of its cells' min and max (either alone where only one is
-    # reported); lake files written before those columns existed give none
-    columns = {c[0] for c in con.execute("DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)", [files]).fetchall()}
-    have = [f"r.{c}" for c in ("temp_min_c", "temp_max_c") if c in columns]
-    temp = (f"(coalesce({have[0]}, {have[-1]}) + coalesce({have[-1]}, {have[0]})) / 2" if have else "CAST(NULL AS DOUBLE)")
+    # reported; every lake file carries both columns of the reading schema)
     rows = con.execute(
-        f"SELECT r.pack_serial, r.source, epoch_us(r.ts) AS us, r.current_a, r.voltage_v, {temp} AS temp_c "
+        "SELECT r.pack_serial, r.source, epoch_us(r.ts) AS us, r.current_a, r.voltage_v, "
+        "(coalesce(r.temp_min_c, r.temp_max_c) + coalesce(r.temp_max_c, r.temp_min_c)) / 2 AS temp_c "
         "FROM read_parquet(?, union_by_name = true) r "
         "JOIN _windows w ON r.pack_serial = w.pack_serial AND r.source IS NOT DISTINCT FROM w.source AND CAST(r.ts AS DATE) = w.day "
         "WHERE r.ts < ? AND r.current_a IS NOT NULL AND r.voltage_v IS NOT NULL "
@@ -328,7 +326,7 @@ def _months_between(a: dt.date, b: dt.date) -> int:
     return (b.year - a.year) * 12 + (b.month - a.month)
 
 
-def _date_ahead(today: dt.date, months: float) -> dt.date | None:
+def date_ahead(today: dt.date, months: float) -> dt.date | None:
     """The date ``months`` (fractional) after ``today``; None for a crossing beyond the horizon."""
     return None if not math.isfinite(months) else today + dt.timedelta(days=int(months * DAYS_PER_MONTH))
 
@@ -489,7 +487,7 @@ def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook],
                 out.retire_packs.extend(p for p, f in zip(group, first_life) if f)
             for i, p in enumerate(group):
                 # every threshold's P10/P50/P90 crossing date, once: the indexed columns and the stored forecast share them
-                dates = {thr: [_date_ahead(today, months[j, i]) for j in range(3)] for thr, months in fc.crossing_months.items()}
+                dates = {thr: [date_ahead(today, months[j, i]) for j in range(3)] for thr, months in fc.crossing_months.items()}
                 out.results.append(HealthAssessment(
                     pack=p, assessed_at=now, method=METHOD, evidence_count=int(post.n_evidence[i]),
                     soh_p10_pct=round(100 * soh_now[0, i], 2), soh_p50_pct=round(100 * soh_now[1, i], 2),
@@ -546,7 +544,7 @@ def _store_outlook(today, now, price, run_out: _ScenarioOutlook, sites: dict, st
 
     def short_date(i, q):
         k = fb.first_short_month[i, q]  # an index into OUTLOOK_MONTHS
-        return None if not math.isfinite(k) else _date_ahead(today, float(OUTLOOK_MONTHS[int(k)]))
+        return None if not math.isfinite(k) else date_ahead(today, float(OUTLOOK_MONTHS[int(k)]))
 
     def hours(i, q, month):
         v = fb.hours[i, q, int(np.searchsorted(OUTLOOK_MONTHS, month))]

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .models import R_GAS, arrhenius
+
 # Open-circuit voltage per cell vs SOC (25 C, rested). LFP/graphite: typical
 # A123/CATL-class curve (flat 3.26-3.34 V plateau); NMC/graphite: typical
 # NMC532 curve. Representative shapes from Plett vol. 1, fig. 2.x and vendor
@@ -188,7 +190,6 @@ RESISTANCE_REFERENCE_TEMP_C = 25.0
 #: sd of the temperature when a reading has none: a bench stands indoors, a cabinet sees the weather.
 UNKNOWN_BENCH_TEMP_SD_C = 5.0
 UNKNOWN_CABINET_TEMP_SD_C = 10.0
-_R_GAS = 8.314462618
 
 
 #: Range of pack temperatures the correction is trusted over: outside it the Arrhenius law is
@@ -199,12 +200,11 @@ RESISTANCE_VALID_TEMP_C = (0.0, 45.0)
 
 def resistance_factor_to_reference(temp_c, ea_j_mol: float = RESISTANCE_EA_J_MOL,
                                    reference_temp_c: float = RESISTANCE_REFERENCE_TEMP_C):
-    """R_25 / R(T) by the Arrhenius law above, elementwise; 1 where the temperature is NaN or masked (taken as 25 C)."""
+    """R_25 / R(T) by the Arrhenius law above (the aging model's :func:`~battloop.health.models.arrhenius`
+    factor of T against 25 C), elementwise; 1 where the temperature is NaN or masked (taken as 25 C)."""
     t = np.ma.filled(np.ma.asarray(temp_c, dtype=float), np.nan)
-    t = np.where(t > -273.15, t, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x = 1.0 / (t + 273.15) - 1.0 / (reference_temp_c + 273.15)
-    return np.where(np.isfinite(t), np.exp(-ea_j_mol / _R_GAS * np.nan_to_num(x)), 1.0)
+    known = t > -273.15  # False for NaN too
+    return np.where(known, arrhenius(np.where(known, t, reference_temp_c), ea_j_mol, reference_temp_c + 273.15), 1.0)
 
 
 def resistance_at_reference(ev: ResistanceEvidence, temp_c=None, temp_sd_c: float = 0.0,
@@ -238,11 +238,11 @@ def resistance_at_reference(ev: ResistanceEvidence, temp_c=None, temp_sd_c: floa
                                    "would be a guess; measure nearer room temperature")
         t_k, temp_sd = temp_c + 273.15, float(temp_sd_c)
         x = 1.0 / t_k - 1.0 / t_ref_k  # > 0 when colder than the reference
-        factor = float(resistance_factor_to_reference(temp_c, ea_j_mol, reference_temp_c))  # R_ref = R(T) * factor
+        factor = float(np.exp(-ea_j_mol / R_GAS * x))  # R_ref = R(T) * factor (resistance_factor_to_reference)
     r = ev.resistance_ohm * factor
     sd_meas = ev.sd_ohm * factor
-    log_sd_ea = -ea_sd_j_mol / _R_GAS * x  # d ln R_ref per 1 sd of Ea
-    log_sd_temp = ea_j_mol / (_R_GAS * t_k**2) * temp_sd  # d ln R / dT times the temperature's sd
+    log_sd_ea = -ea_sd_j_mol / R_GAS * x  # d ln R_ref per 1 sd of Ea
+    log_sd_temp = ea_j_mol / (R_GAS * t_k**2) * temp_sd  # d ln R / dT times the temperature's sd
     sd = float(np.sqrt(sd_meas**2 + (r * log_sd_ea) ** 2 + (r * log_sd_temp) ** 2))
     detail = {**ev.detail, "temp_c": temp_c if known else None, "measured_ohm": ev.resistance_ohm, "factor_to_reference": factor,
               "sd_measurement_ohm": float(sd_meas), "log_sd_ea": float(log_sd_ea), "log_sd_temp": float(log_sd_temp)}
@@ -477,8 +477,8 @@ def series_evidence(time_s, current_a, voltage_v, cells_in_series: int, rated_ah
         try:
             step = dc_resistance(v[k], v[k + 1], -i[k], -i[k + 1], t_days=float(days[k + 1]))
             known = np.isfinite(temp[k:k + 2])
-            res.append(resistance_at_reference(step, float(np.mean(temp[k:k + 2][known])) if known.any() else None,
-                                               temp_sd_c=float(np.mean(temp_sd[k:k + 2][known])) if known.any() else 0.0))
+            at = (float(np.mean(temp[k:k + 2][known])), float(np.mean(temp_sd[k:k + 2][known]))) if known.any() else (None, 0.0)
+            res.append(resistance_at_reference(step, at[0], temp_sd_c=at[1]))
         except EvidenceRejected as exc:
             rejected.append((float(days[k + 1]), "step", str(exc)))
     return SeriesFindings(soh, res, rejected)

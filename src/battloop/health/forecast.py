@@ -220,7 +220,6 @@ def _sub_cohort_priors(own_mean, own_sd, gi, n_groups: int, cohort: CohortPrior)
     """
     tau2 = cohort.log_m_sd**2
     omega2 = 0.0
-    ybar, v = np.full(n_groups, cohort.log_m_mean), np.full(n_groups, np.inf)
     for _ in range(10):
         tw2 = max(tau2 - omega2, 0.03**2)
         w = 1.0 / (tw2 + own_sd**2)

@@ -162,6 +162,8 @@ def _pack_context(request, pack, error: str = ""):
 
 def _forecast_rows(health) -> dict:
     """The stored per-pack forecast as table rows: one per year ahead, one per SOH threshold."""
+    from battloop.health.assess import date_ahead
+
     fc = (health.forecast if health else None) or {}
     if not fc:
         return {"forecast_rows": [], "crossing_rows": [], "forecast_chart": None}
@@ -172,20 +174,13 @@ def _forecast_rows(health) -> dict:
     crossings = [{"threshold": thr, **dates} for thr, dates in sorted(fc["crossings"].items(), key=lambda kv: -float(kv[0]))]
     # the fan chart: today's SOH band, then the band at each stored year ahead (dates, not offsets)
     today = dt.date.fromisoformat(fc["as_of"]) if fc.get("as_of") else timezone.localdate(health.assessed_at)
-    dates = [today] + [_years_after(today, y) for y in fc["years_ahead"]]
+    dates = [today] + [date_ahead(today, 12 * y) for y in fc["years_ahead"]]  # the months the forecast was read at
     chart = {"dates": [d.isoformat() for d in dates],
              "p10": [health.soh_p10_pct] + list(soh["p10"]), "p50": [health.soh_p50_pct] + list(soh["p50"]),
              "p90": [health.soh_p90_pct] + list(soh["p90"]),
              "thresholds": sorted((float(t) for t in fc["crossings"]), reverse=True)}
     return {"forecast_rows": rows, "crossing_rows": crossings, "forecast_chart": chart}
 
-
-def _years_after(day, years: int):
-    """The same calendar day ``years`` later (28 February for 29 February in a common year)."""
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:
-        return day.replace(year=day.year + years, day=28)
 
 
 @member_required
