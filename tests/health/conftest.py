@@ -36,6 +36,12 @@ def hust_long() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
+def oxford_long() -> pd.DataFrame:
+    d = pd.read_csv(_need(AGING / "oxford" / "oxford_8cells_capacity_per_100cycles.csv"))
+    return pd.DataFrame({"cell_id": d.cell_id, "t": d.cycle, "capacity": d.capacity_mAh / 1000.0})
+
+
+@pytest.fixture(scope="session")
 def naumann_raw() -> pd.DataFrame:
     return pd.read_csv(_need(AGING / "naumann_lfp_calendar" / "naumann_calendar_observations.csv"))
 
