@@ -74,6 +74,7 @@ def test_stored_soh_band_covers_the_simulated_truth(demo):
     assert len(rows) > 100
     inside = np.mean([h.soh_p10_pct <= soh <= h.soh_p90_pct for h, soh in rows])
     mae = np.mean([abs(h.soh_p50_pct - soh) for h, soh in rows])
-    # measured on the 2,000-site demo: 83 % inside, MAE 0.71 pp
+    # measured on the 2,000-site demo: 90 % inside, MAE 0.72 pp (its world has no spread of initial
+    # capacity, which the band allows for)
     assert 0.65 <= inside <= 0.97, inside
     assert mae < 1.5, mae

@@ -460,9 +460,8 @@ def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook],
         ahead = seasonal_temperature_c(np.array([p.site.annual_mean_temp_c or 15.0 for p in group]),
                                        np.array([p.site.temp_amplitude_c or 10.0 for p in group]), HORIZON_MONTHS,
                                        start_month=today.month, offset_c=np.array([p.site.cabinet_offset_c + 2.0 for p in group]))
-        mq = post.multiplier_quantiles()
         now_loss = np.array([loss[i, hist_months[i] - 1] for i in range(len(group))])
-        soh_now = np.clip(1.0 - mq[::-1] * now_loss[None, :], 0, 1)  # P10, P50, P90 of SOH
+        soh_now = np.clip(post.soh_quantiles(now_loss[:, None])[:, :, 0], 0, 1)  # P10, P50, P90 of SOH
         # Each pack's aging state at its own "now", read off the fleet run above.
         state = state_at(chemistry, nominal, hist_months - 1, multiplier=PACK_FACTOR)
         usage = np.array([_outages_per_year(p, today) for p in group])
