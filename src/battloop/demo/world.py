@@ -10,7 +10,8 @@ Per pack and day (one daily-summary reading, as an FSU/NMS export gives):
   discharge is outage hours × site load ÷ the energy of the packs at the site;
 - ground-truth capacity and resistance from :func:`battloop.health.models.simulate_aging`
   (the same model the forecasts use), with a per-pack rate multiplier (cell-to-cell
-  spread) and the BLAST-Lite pack factor 1.2;
+  spread), a per-pack initial capacity off rated by sd 1 %, and the BLAST-Lite pack
+  factor 1.2;
 - the BMS's SOH as real BMSs report it: biased upward by a few points, noisy, in whole
   percent; a cycle counter counting outages.
 
@@ -67,6 +68,11 @@ def simulate(packs: list[dict], sites: dict[str, dict], models: dict[str, dict],
     out: dict[str, list] = {k: [] for k in ("ts", "pack_serial", "site_code", "slot", "source", "voltage_v", "current_a", "soc_pct", "soh_pct",
                                             "remaining_ah", "full_ah", "cycle_count", "temp_min_c", "temp_max_c", "cell_v_min", "cell_v_max")}
     energy_at_site = {s: sum(models[p["model"]]["energy_kwh"] for p in ps) for s, ps in by_site.items()}
+    # new packs deliver their rated capacity only within a tolerance: each pack's initial capacity is
+    # off rated by its own offset (sd 1 %, the spread of first capacities in the public cell data),
+    # drawn from a stream of its own so the rest of the world stays as it was
+    initial_rng = np.random.default_rng(seed + 3000)
+    initial_offset = {p["serial"]: float(initial_rng.normal(0.0, 0.01)) for p in live}
     for chemistry in sorted({models[p["model"]]["chemistry"] for p in live}):
         group = [p for p in live if models[p["model"]]["chemistry"] == chemistry]
         starts = np.array([max(dt.date.fromisoformat(p["install_date"]), today - dt.timedelta(days=history_days)) if history_days
@@ -112,7 +118,7 @@ def simulate(packs: list[dict], sites: dict[str, dict], models: dict[str, dict],
                 continue
             m = models[p["model"]]
             rated = m["rated_capacity_ah"]
-            q = res.q[i, sl]
+            q = res.q[i, sl] + initial_offset[p["serial"]]
             full_ah = rated * q
             bias = rng.uniform(1.0, 4.0)  # BMSs report optimistic SOH
             bms_soh = np.clip(np.round(100 * q + bias + rng.normal(0, 1.0, days)), 0, 100)
