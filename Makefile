@@ -23,8 +23,10 @@ install-test: install
 demo: install
 	$(BIN)/battloop demo
 
-## The whole suite, on SQLite and on PostgreSQL.
-test: install-test test-sqlite test-postgres
+## The whole suite, on SQLite and on PostgreSQL: the two runs side by side, one core each (they share no
+## database, data directory, port or MQTT topic); each run's output is printed whole when it ends.
+test: install-test
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite:
 	BATTLOOP_DATA_DIR=$(TEST_DATA_DIR)-sqlite $(BIN)/pytest -q $(PYTEST_ARGS)
