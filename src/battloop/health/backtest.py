@@ -19,6 +19,14 @@ power-law least-squares fits (the comparison used by Naumann et al. 2018 and
 in the reference notes: fitting ≤ 365 d, power law 0.55 pp, sqrt 1.26 pp,
 linear 7.6 pp MAE at 885 d).
 
+Cells whose ``temperature_c`` or ``soc`` changes over the series (a move, a
+cooling retrofit, the seasons of an outdoor cabinet) are fitted and forecast on
+stress-equivalent time (:class:`StressClock`, the virtual-time rule of NREL
+BLAST-Lite): the conditions of the held-out rows are known inputs, their
+capacity is not. The stress law (Arrhenius temperature, SOC polynomial) is
+fitted on the cohort's steady cells, or taken from a chemistry's published set
+(``--chemistry``); its uncertainty widens the band after the change.
+
 End of life is a robust crossing: the first ``t`` from which the running median
 of three consecutive points stays below the threshold, so one outlier or a
 capacity-regeneration spike neither ends nor extends life (CALCE and NASA
@@ -36,7 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .trajectory import Z_P10, Z_P90, TrajectoryError, fit_cohort, robust_scale
+from .trajectory import Z_P10, Z_P90, TrajectoryError, cohort_exponent, first_crossing, fit_cohort, robust_scale
 
 REQUIRED = ("cell_id", "t", "capacity")
 OPTIONAL = ("temperature_c", "soc")
@@ -158,6 +166,8 @@ class CleanSeries:
     temperature_c: float | None = None
     soc: float | None = None
     keep: np.ndarray | None = None  # False for isolated outliers (left out of fitting only)
+    temp_c_rows: np.ndarray | None = None  # per row (aligned with t); gaps filled from the neighbours
+    soc_rows: np.ndarray | None = None
 
 
 def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
@@ -201,8 +211,16 @@ def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
     temp = float(np.nanmean(agg["temperature_c"])) if "temperature_c" in agg and np.isfinite(agg["temperature_c"]).any() else None
     soc = float(np.nanmean(agg["soc"])) if "soc" in agg and np.isfinite(agg["soc"]).any() else None
     if "temperature_c" in agg and agg["temperature_c"].isna().any() and temp is not None:
-        notes.append("NaN temperatures ignored (mean of the valid readings used)")
-    return CleanSeries(cell_id, t, cap, first, notes, temp, soc, keep)
+        notes.append("NaN temperatures ignored (filled from the neighbouring readings; their mean describes the cell)")
+    temp_rows = _fill_rows(t, agg["temperature_c"].to_numpy(float)) if temp is not None else None
+    soc_rows = _fill_rows(t, agg["soc"].to_numpy(float)) if soc is not None else None
+    return CleanSeries(cell_id, t, cap, first, notes, temp, soc, keep, temp_rows, soc_rows)
+
+
+def _fill_rows(t, v):
+    """Per-row values with NaN gaps filled by interpolation in ``t`` (held flat beyond the ends)."""
+    ok = np.isfinite(v)
+    return v if ok.all() else np.interp(t, t[ok], v[ok])
 
 
 def robust_eol(t, cap, threshold) -> float | None:
@@ -226,6 +244,224 @@ def robust_eol(t, cap, threshold) -> float | None:
                 return float(t1)
             return float(t0 + (y0 - threshold) * (t1 - t0) / (y0 - y1))
     return None
+
+
+# ---------------------------------------------------------------- stress-equivalent time
+
+#: a cell's conditions vary when its temperature spans more than this (K) or its SOC more than SOC_SPAN
+TEMP_SPAN_K = 1.0
+SOC_SPAN = 0.02
+#: a cell counts as held at one condition (usable for estimating the stress law) within these spans
+STEADY_TEMP_SPAN_K = 2.0
+STEADY_SOC_SPAN = 0.05
+#: activation energies outside this range (J/mol, on the loss coefficient) are not believed
+EA_RANGE_J_MOL = (1_000.0, 150_000.0)
+
+
+@dataclass(frozen=True)
+class StressLaw:
+    """How much faster aging time runs at (T, SOC) than at 25 C and SOC 0.5.
+
+    For a loss ``L = k(T, SOC) t^b`` the virtual-time rule of NREL BLAST-Lite
+    (:func:`battloop.health.models.integrate_power_law`) makes a varying stress
+    history equivalent to ``L = k_ref (sum_i f_i dt_i)^b`` with the time factor
+    ``f = (k / k_ref)^(1/b)``. Here ``ln f = (Ea / b) / R (1/T_ref - 1/T) + g(SOC)``:
+    Arrhenius temperature stress (Arrhenius 1889) on the loss coefficient and
+    ``g`` either a quadratic in SOC fitted on the cohort or, for a chemistry's
+    published set, ``ln(s(SOC) / s(0.5)) / p`` of its SOC polynomial.
+    """
+
+    ea_j_mol: float  # on the loss coefficient
+    b: float  # time exponent of the loss law
+    source: str
+    soc_log_coefs: tuple = (0.0, 0.0)  # cohort fit: g = c1 (soc - 0.5) + c2 (soc^2 - 0.25), already per unit of ln f
+    soc_poly: tuple | None = None  # chemistry set: (s0, s1, s2), g = ln(s(soc) / s(0.5)) / b
+    #: scatter of single conditions around the law, in ln of the loss coefficient (the cohort regression's
+    #: residual sd; for a published set, the 20 % by which one cell's rate commonly departs from it)
+    condition_sd: float = 0.2
+    #: covariance of the fitted slopes (1/T, SOC, SOC^2 columns; zeros for a published set)
+    slope_cov: tuple = ()
+
+    def change_sd(self, temp_from, soc_from, temp_to, soc_to) -> float:
+        """sd of ln(time factor at the new condition / at the old one), in units of ln f.
+
+        Slope uncertainty of the law plus the scatter of single conditions around it; a
+        condition close to the fitted one shares its deviation, so the scatter term enters in
+        full only once the law changes the loss coefficient by a factor 2 or more.
+        """
+        soc_from = 0.5 if soc_from is None else soc_from
+        soc_to = 0.5 if soc_to is None else soc_to
+        lk = self.b * (self.log_factor(temp_to, soc_to) - self.log_factor(temp_from, soc_from))
+        var = 2.0 * self.condition_sd**2 * min(1.0, abs(float(lk)) / np.log(2.0))
+        if self.slope_cov:
+            cov = np.array(self.slope_cov)
+            d = [1.0 / (float(temp_from) + 273.15) - 1.0 / (float(temp_to) + 273.15)]
+            if cov.shape[0] >= 2:
+                d.append(float(soc_to) - float(soc_from))
+            if cov.shape[0] == 3:
+                d.append(float(soc_to) ** 2 - float(soc_from) ** 2)
+            d = np.array(d)
+            var += float(d @ cov @ d)
+        return float(np.sqrt(var)) / self.b
+
+    def log_factor(self, temp_c, soc=None):
+        from .models import R_GAS, T_REF_K
+
+        tk = np.asarray(temp_c, float) + 273.15
+        lf = self.ea_j_mol / self.b / R_GAS * (1.0 / T_REF_K - 1.0 / tk)
+        if soc is not None:
+            x = np.clip(np.asarray(soc, float), 0.0, 1.0)
+            if self.soc_poly is not None:
+                s0, s1, s2 = self.soc_poly
+
+                def s(v):
+                    return np.maximum(s0 + s1 * v + s2 * v**2, 1e-3)
+
+                lf = lf + np.log(s(x) / s(0.5)) / self.b
+            else:
+                c1, c2 = self.soc_log_coefs
+                lf = lf + c1 * (x - 0.5) + c2 * (x**2 - 0.25)
+        return lf
+
+    @property
+    def uses_soc(self) -> bool:
+        return self.soc_poly is not None or any(c != 0.0 for c in self.soc_log_coefs)
+
+    def describe(self) -> str:
+        soc = "; SOC stress from the same fit" if self.soc_poly is None and self.uses_soc else (
+            "; SOC stress of the chemistry set" if self.soc_poly is not None else "; SOC not used")
+        return f"Arrhenius Ea {self.ea_j_mol / 1000:.1f} kJ/mol on the loss coefficient, time exponent {self.b:.2f} ({self.source}){soc}"
+
+
+def conditions_vary(s: CleanSeries) -> bool:
+    """Whether a cell's temperature or SOC changes over its series (then its time axis needs the stress law)."""
+    t_var = s.temp_c_rows is not None and np.ptp(s.temp_c_rows) > TEMP_SPAN_K
+    soc_var = s.soc_rows is not None and np.ptp(s.soc_rows) > SOC_SPAN
+    return bool(t_var or soc_var)
+
+
+def fit_stress_law(cells, b: float):
+    """Estimate the cohort's stress law from cells held at different steady conditions.
+
+    ``cells`` is a list of ``(t, y, temp_c, soc)`` fit windows (``y`` relative capacity,
+    per-row conditions or None). Each steady cell's loss coefficient ``A`` in
+    ``y = c - A (t / t_ref)^b`` (common ``t_ref`` and the cohort exponent ``b``, so the
+    coefficients compare) is regressed, weighted by its signal-to-noise ratio, on
+    ``1/T`` and, when the cohort spans three SOC levels or more, on SOC and SOC^2
+    (the Arrhenius/SOC-polynomial law of Naumann et al. 2018, J. Energy Storage 17:153).
+    Returns ``(StressLaw, None)`` or ``(None, reason)``.
+    """
+    from .models import R_GAS, T_REF_K
+    from .trajectory import noise_scale
+
+    steady = [c for c in cells if c[2] is not None and np.ptp(c[2]) <= STEADY_TEMP_SPAN_K and len(c[0]) >= 3
+              and (c[3] is None or np.ptp(c[3]) <= STEADY_SOC_SPAN)]
+    if not steady:
+        return None, "no cell is held at a steady temperature in its fit window"
+    t_ref = float(np.median([c[0][-1] for c in steady])) or 1.0
+    rows = []
+    for t, y, temp, soc in steady:
+        X = np.column_stack([np.ones(t.size), -((t / t_ref) ** b)])
+        (_, a), *_ = np.linalg.lstsq(X, y, rcond=None)
+        snr = a * (t[-1] / t_ref) ** b / noise_scale(y)
+        if a > 0 and snr >= 3:
+            rows.append((np.log(a), float(np.mean(temp)), None if soc is None else float(np.mean(soc)), min(snr, 50.0)))
+    temps = {round(r[1]) for r in rows}
+    if len(temps) < 3 or max(temps) - min(temps) < 10:
+        return None, (f"the cells with a clear fade are held at {len(temps)} temperature level(s) "
+                      f"({', '.join(f'{v:g}' for v in sorted(temps)) or 'none'} C): an activation energy needs 3 or more over 10 K or more")
+    socs = {round(r[2], 2) for r in rows if r[2] is not None}
+    use_soc = 0 if any(r[2] is None for r in rows) else 1 if len(socs) == 2 else 2 if len(socs) >= 3 else 0
+    X = [[1.0, 1.0 / T_REF_K - 1.0 / (r[1] + 273.15)] + ([r[2] - 0.5] if use_soc >= 1 else []) + ([r[2] ** 2 - 0.25] if use_soc == 2 else [])
+         for r in rows]
+    X, Y, W = np.array(X), np.array([r[0] for r in rows]), np.sqrt([r[3] for r in rows])
+    if len(rows) < X.shape[1] + 2:
+        return None, f"{len(rows)} cells with a clear fade are too few to fit {X.shape[1]} stress parameters"
+    Xw, Yw = X * W[:, None], Y * W
+    beta, *_ = np.linalg.lstsq(Xw, Yw, rcond=None)
+    dof = max(len(rows) - X.shape[1], 1)
+    s2 = float(np.sum((Yw - Xw @ beta) ** 2) / np.sum(W**2) * len(rows) / dof)  # weighted residual variance of one condition
+    cov = np.linalg.pinv(Xw.T @ Xw) * float(np.sum((Yw - Xw @ beta) ** 2) / dof)
+    ea = float(beta[1] * R_GAS)
+    if not EA_RANGE_J_MOL[0] <= ea <= EA_RANGE_J_MOL[1]:
+        return None, f"the cohort's fitted activation energy {ea / 1000:.1f} kJ/mol lies outside {EA_RANGE_J_MOL[0] / 1000:g}-{EA_RANGE_J_MOL[1] / 1000:g} kJ/mol"
+    coefs = (float(beta[2]) / b if use_soc >= 1 else 0.0, float(beta[3]) / b if use_soc == 2 else 0.0)
+    return StressLaw(ea, b, f"fitted on {len(rows)} steady cells at {len(temps)} temperatures", soc_log_coefs=coefs,
+                     condition_sd=float(np.sqrt(s2)), slope_cov=tuple(map(tuple, cov[1:, 1:]))), None
+
+
+def chemistry_stress_law(chemistry: str, kind: str) -> StressLaw:
+    """The stress law of a chemistry's published parameter set (:data:`battloop.health.models.PARAMETER_SETS`)."""
+    from .models import UnknownChemistryError, get_parameters
+
+    try:
+        p = get_parameters(chemistry)
+    except UnknownChemistryError as exc:
+        raise BacktestError(f"--chemistry: {exc}") from None
+    if kind == "calendar":
+        return StressLaw(p.ea_cal_j_mol, p.p_cal, f"{p.chemistry} set: {p.source}", soc_poly=tuple(p.soc_poly))
+    return StressLaw(p.ea_cyc_j_mol, p.p_cyc, f"{p.chemistry} set: {p.source}")
+
+
+@dataclass
+class StressClock:
+    """A cell's stress-equivalent time ``tau`` at its rows, and the way back to ``t``.
+
+    The interval ``(t[i-1], t[i]]`` runs at the factor of row ``i`` (a row reports the
+    conditions since the previous one, as check-up tables do). Factors are divided by
+    their time-weighted mean over the fit window, so ``tau = t`` there on average and a
+    cell held at one condition keeps ``tau = t`` exactly. Beyond the last row the
+    conditions stay at the mean of the held-out rows.
+    """
+
+    t: np.ndarray
+    tau: np.ndarray
+    rate_after: float  # d tau / d t beyond the last row
+    cut: float = 0.0
+    #: sd of ln(pace after the fit window / pace in it), from the stress law's uncertainty
+    sd_log_pace: float = 0.0
+
+    @classmethod
+    def build(cls, t, log_f, cut, sd_log_pace=0.0):
+        t = np.asarray(t, float)
+        f = np.exp(log_f - np.max(log_f))
+        dt = np.diff(t, prepend=0.0)
+        fit = t <= cut + 1e-9
+        f_fit = float(np.sum(f[fit] * dt[fit]) / max(np.sum(dt[fit]), 1e-12)) if np.sum(dt[fit]) > 0 else float(f[0])
+        g = f / f_fit
+        tau = np.cumsum(g * dt)
+        rest = ~fit
+        rate_after = float(np.sum(g[rest] * dt[rest]) / np.sum(dt[rest])) if rest.any() and np.sum(dt[rest]) > 0 else float(g[-1])
+        return cls(t, tau, rate_after, float(cut), float(sd_log_pace))
+
+    def tau_band(self, t, z):
+        """``tau`` with the pace beyond the fit window moved by ``z`` sds of the stress law."""
+        tau = self.tau_of(t)
+        tau_cut = float(self.tau_of(np.array([self.cut]))[0])
+        return np.where(tau > tau_cut, tau_cut + (tau - tau_cut) * np.exp(z * self.sd_log_pace), tau)
+
+    def quantiles(self, fit, t, z=(Z_P10, 0.0, Z_P90)):
+        """Quantiles at ``t`` of a :class:`~battloop.health.trajectory.SeriesFit` fitted on ``tau``.
+
+        The stress law's uncertainty enters as a spread of the median between the paces
+        at -/+ one P10/P90 step of ``sd_log_pace``, added in quadrature to the fit's own sd.
+        """
+        t = np.atleast_1d(np.asarray(t, float))
+        tau = self.tau_of(t)
+        mu = fit.mean(tau)
+        law = np.abs(fit.mean(self.tau_band(t, Z_P90)) - fit.mean(self.tau_band(t, Z_P10))) / (Z_P90 - Z_P10)
+        sd = np.sqrt(fit.sd(tau) ** 2 + law**2)
+        return np.array([mu + zi * sd for zi in z])
+
+    def tau_of(self, t):
+        t = np.asarray(t, float)
+        inside = np.interp(t, self.t, self.tau)
+        return np.where(t > self.t[-1], self.tau[-1] + (t - self.t[-1]) * self.rate_after, inside)
+
+    def t_of(self, tau):
+        tau = np.asarray(tau, float)
+        inside = np.interp(tau, self.tau, self.t)
+        return np.where(tau > self.tau[-1], self.t[-1] + (tau - self.tau[-1]) / self.rate_after, inside)
 
 
 # ---------------------------------------------------------------- baselines
@@ -313,10 +549,67 @@ def _curve_crossing(f, threshold, t_start, t_max):
 # ---------------------------------------------------------------- main entry
 
 
-def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str = "auto", horizon_factor: float = 10.0) -> dict:
+def _stress_clocks(fit_set, test_set, kind, chemistry):
+    """Put the cells whose conditions vary on stress-equivalent time; returns ``{cell_id: StressClock}``.
+
+    Rewrites those cells' fit windows in ``fit_set`` in place and adds a note to every
+    varying cell saying which law was used, or why none was.
+    """
+    varying = [cid for cid, (s, _, _) in test_set.items() if conditions_vary(s)]
+    if chemistry is not None:
+        fallback = chemistry_stress_law(chemistry, kind)  # checked even when unused: a wrong name is an error
+    if not varying:
+        return {}
+    raw = {cid: fit_set[cid] for cid in fit_set}
+    tau0 = float(np.median([t.max() for t, _ in raw.values()])) or 1.0
+    b, _ = cohort_exponent(raw, tau0, kind)
+    cells = []
+    for cid, (t, y) in raw.items():
+        s, cut, _ = test_set[cid]
+        m = np.isin(s.t, t)
+        cells.append((t, y, None if s.temp_c_rows is None else s.temp_c_rows[m], None if s.soc_rows is None else s.soc_rows[m]))
+    law, why = fit_stress_law(cells, b)
+    if law is None and chemistry is not None:
+        law, why = fallback, f"the cohort gives no stress law ({why}); --chemistry {chemistry} set used"
+    clocks = {}
+    for cid in varying:
+        s, cut, note = test_set[cid]
+        if law is None:
+            note.append(f"temperature or SOC varies over this cell but no stress law is available: {why}; "
+                        "pass --chemistry LFP or NMC to use a published one. Fitted on plain t")
+            continue
+        temp = s.temp_c_rows if s.temp_c_rows is not None else np.full(s.t.size, 25.0)
+        soc = s.soc_rows if law.uses_soc else None
+        # time-weighted mean conditions in and after the fit window (row i holds over (t[i-1], t[i]])
+        dt = np.diff(s.t, prepend=0.0)
+        fit_rows = s.t <= cut + 1e-9
+
+        def mean(v, rows):
+            return None if v is None else float(np.average(v[rows], weights=np.maximum(dt[rows], 1e-12)))
+        sd = law.change_sd(mean(temp, fit_rows), mean(soc, fit_rows), mean(temp, ~fit_rows), mean(soc, ~fit_rows))
+        clock = StressClock.build(s.t, law.log_factor(temp, soc), cut, sd)
+        t_fit, y_fit = fit_set[cid]
+        fit_set[cid] = (clock.tau_of(t_fit), y_fit)
+        clocks[cid] = clock
+        note.append(f"conditions vary: fitted and forecast on stress-equivalent time ({law.describe()}"
+                    + (f"; {why}" if why else "") + f"); after the fit window time runs {clock.rate_after:.2f}x "
+                    "its pace on average, and beyond the last row conditions stay at the held-out mean")
+    return clocks
+
+
+def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str = "auto", horizon_factor: float = 10.0,
+                 chemistry: str | None = None) -> dict:
     """Run the backtest; returns the JSON-ready report (``cells`` and ``summary``).
 
     ``eol`` and ``fit_until`` accept the strings of the CLI or parsed specs.
+
+    Cells whose ``temperature_c`` or ``soc`` changes over the series are fitted and
+    forecast on stress-equivalent time (:class:`StressClock`): the held-out rows'
+    conditions are known inputs, their capacity is not. The stress law is fitted
+    on the cohort's steady cells (:func:`fit_stress_law`); when the cohort cannot
+    give one, ``chemistry`` (LFP, NMC) selects a published set, and without either
+    the cell keeps plain ``t`` and its notes say why. Cells held at one condition
+    are unaffected (their per-cell rate absorbs a constant stress).
     """
     if kind not in KINDS:
         raise BacktestError(f"--kind {kind!r}: use 'calendar' (t in days) or 'cycle' (t in cycles)")
@@ -372,6 +665,7 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
 
     if not fit_set:
         raise BacktestError("no cell has enough points on both sides of --fit-until (need ≥ 2 before and ≥ 1 after)")
+    clocks = _stress_clocks(fit_set, test_set, kind, chemistry)
 
     try:
         cohort = fit_cohort(fit_set, kind=kind)
@@ -396,10 +690,19 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
             cell["notes"] = note + ["end of life already reached inside the fit window: left out of the RUL figures"]
         for meth in methods:
             if meth == "model":
-                q = cohort.quantiles(cid, t_te)
-                lo, mid, hi = q
-                qlast = cohort.quantiles(cid, np.array([s.t[-1]]))[1][0]
-                cross = cohort.crossing_times(cid, thr, t_max=t_max)
+                clock = clocks.get(cid)
+                if clock is None:
+                    lo, mid, hi = cohort.quantiles(cid, t_te)
+                    qlast = cohort.quantiles(cid, np.array([s.t[-1]]))[1][0]
+                    cross = cohort.crossing_times(cid, thr, t_max=t_max)
+                else:
+                    sf = cohort.fits[cid]
+                    lo, mid, hi = clock.quantiles(sf, t_te)
+                    qlast = clock.quantiles(sf, np.array([s.t[-1]]))[1][0]
+                    grid = np.unique(np.concatenate([np.linspace(cut, t_max, 3000), np.geomspace(max(cut, 1e-6), t_max, 3000)]))
+                    cross = list(first_crossing(grid, clock.quantiles(sf, grid), thr))
+                    cell["time_axis"] = "stress_equivalent"
+                    cell["stress_pace_after_fit"] = clock.rate_after
                 extra = {"b": cohort.fits[cid].b, "rate_multiplier": cohort.fits[cid].rate_multiplier, "form_weights": dict(cohort.fits[cid].weights)}
             else:
                 # baselines are the plain per-cell least-squares fits a dashboard would

@@ -309,7 +309,7 @@ def _weighted_median(values, weights) -> float:
     return float(v[np.searchsorted(c, 0.5 * c[-1])])
 
 
-def _cohort_exponent(series, tau, kind):
+def cohort_exponent(series, tau, kind):
     """Cohort time exponent: signal-weighted median of per-series exponents, shrunk to the kind prior.
 
     The prior weighs as ``KIND_PRIOR_WEIGHT`` pseudo-series: calendar fade has a
@@ -374,7 +374,7 @@ def fit_cohort(series: dict, kind: str = "cycle", inner_cuts=(0.6, 0.8), forms=N
         if np.any(np.diff(t) <= 0):
             raise TrajectoryError(f"series {k}: t must be strictly increasing")
     tau = float(np.median([t.max() for t, _ in series.values()])) or 1.0
-    b_c, b_sd = _cohort_exponent(series, tau, kind)
+    b_c, b_sd = cohort_exponent(series, tau, kind)
     noise = {}
     for k, (t, y) in series.items():
         # differences overstate the noise of sparse, curved series (check-ups every

@@ -45,6 +45,9 @@ class Command(BaseCommand):
                         help="split: a value of t (180) or a fraction of each cell's observed life (0.5, 50%%); a bare number in (0, 1) is a fraction, 1 or more a value of t")
         bt.add_argument("--capacity-unit", default="auto", choices=["auto", "ah", "fraction"], dest="capacity_unit",
                         help="unit of the capacity column (auto: fraction when every first value is <= 1.05)")
+        bt.add_argument("--chemistry", default=None,
+                        help="LFP or NMC: published stress law for cells whose temperature_c/soc varies over time, "
+                             "used when the cohort's own steady cells cannot give one (3+ temperature levels)")
         bt.add_argument("--json", action="store_true", help="print the full report as JSON")
 
     def handle(self, *args, **opts):
@@ -57,7 +60,7 @@ class Command(BaseCommand):
             eol = parse_eol(opts["eol"])
             split = parse_fit_until(opts["fit_until"])
             df = load_long_csv(opts["data"])
-            report = run_backtest(df, opts["kind"], eol, split, capacity_unit=opts["capacity_unit"])
+            report = run_backtest(df, opts["kind"], eol, split, capacity_unit=opts["capacity_unit"], chemistry=opts.get("chemistry"))
         except BacktestError as exc:
             raise CommandError(str(exc)) from None
         if opts["json"]:
