@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import re
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -153,6 +154,16 @@ def validate_frame(df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
     if nonpos.any():
         i = int(np.nonzero(nonpos.to_numpy())[0][0])
         raise BacktestError(f"{source}: line {i + 2}, cell {out['cell_id'].iloc[i]}: capacity {out['capacity'].iloc[i]} must be positive")
+    checks = []
+    if "temperature_c" in out:
+        checks.append(("temperature_c", (out["temperature_c"] <= -60) | (out["temperature_c"] > 120),
+                       "lies outside -60..120 C (above 120 looks like Kelvin: subtract 273.15)"))
+    if "soc" in out:
+        checks.append(("soc", (out["soc"] < 0) | (out["soc"] > 1.05), "lies outside 0..1 (a fraction: 50 % is 0.5)"))
+    for col, bad, why in checks:
+        if bad.any():
+            i = int(np.nonzero(bad.to_numpy())[0][0])
+            raise BacktestError(f"{source}: line {i + 2}, cell {out['cell_id'].iloc[i]}, field {col}: {out[col].iloc[i]:g} {why}")
     return out
 
 
@@ -166,8 +177,12 @@ class CleanSeries:
     temperature_c: float | None = None
     soc: float | None = None
     keep: np.ndarray | None = None  # False for isolated outliers (left out of fitting only)
-    temp_c_rows: np.ndarray | None = None  # per row (aligned with t); gaps filled from the neighbours
+    temp_c_rows: np.ndarray | None = None  # per capacity row (aligned with t); gaps filled from the neighbours
     soc_rows: np.ndarray | None = None
+    #: every row with a t, capacity or not: the conditions the stress clock integrates
+    cond_t: np.ndarray | None = None
+    cond_temp_c: np.ndarray | None = None
+    cond_soc: np.ndarray | None = None
 
 
 def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
@@ -181,6 +196,10 @@ def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
     of life.
     """
     notes = []
+    # rows with conditions but no capacity still tell the stress clock what the cell went through
+    cond_cols = [c for c in OPTIONAL if c in g.columns]
+    cond = g.dropna(subset=["t"]).groupby("t", sort=True)[cond_cols].mean() if cond_cols else None
+    n_cond_only = int((g["capacity"].isna() & g["t"].notna()).sum())
     g = g.dropna(subset=["t", "capacity"])
     if len(g) == 0:
         raise BacktestError(f"cell {cell_id}: no row with both t and capacity")
@@ -212,9 +231,15 @@ def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
     soc = float(np.nanmean(agg["soc"])) if "soc" in agg and np.isfinite(agg["soc"]).any() else None
     if "temperature_c" in agg and agg["temperature_c"].isna().any() and temp is not None:
         notes.append("NaN temperatures ignored (filled from the neighbouring readings; their mean describes the cell)")
-    temp_rows = _fill_rows(t, agg["temperature_c"].to_numpy(float)) if temp is not None else None
-    soc_rows = _fill_rows(t, agg["soc"].to_numpy(float)) if soc is not None else None
-    return CleanSeries(cell_id, t, cap, first, notes, temp, soc, keep, temp_rows, soc_rows)
+    cond_t = cond.index.to_numpy(float) if cond is not None else None
+    cond_temp = _fill_rows(cond_t, cond["temperature_c"].to_numpy(float)) if temp is not None else None
+    cond_soc = _fill_rows(cond_t, cond["soc"].to_numpy(float)) if soc is not None else None
+    if n_cond_only and (cond_temp is not None or cond_soc is not None):
+        notes.append(f"{n_cond_only} row(s) without capacity kept for their conditions")
+    # per capacity row (every capacity row's t is in cond_t, so this picks the row's own value)
+    temp_rows = np.interp(t, cond_t, cond_temp) if cond_temp is not None else None
+    soc_rows = np.interp(t, cond_t, cond_soc) if cond_soc is not None else None
+    return CleanSeries(cell_id, t, cap, first, notes, temp, soc, keep, temp_rows, soc_rows, cond_t, cond_temp, cond_soc)
 
 
 def _fill_rows(t, v):
@@ -289,8 +314,8 @@ class StressLaw:
         condition close to the fitted one shares its deviation, so the scatter term enters in
         full only once the law changes the loss coefficient by a factor 2 or more.
         """
-        soc_from = 0.5 if soc_from is None else soc_from
-        soc_to = 0.5 if soc_to is None else soc_to
+        soc_from = 0.5 if soc_from is None else float(np.clip(soc_from, 0.0, 1.0))
+        soc_to = 0.5 if soc_to is None else float(np.clip(soc_to, 0.0, 1.0))
         lk = self.b * (self.log_factor(temp_to, soc_to) - self.log_factor(temp_from, soc_from))
         var = 2.0 * self.condition_sd**2 * min(1.0, abs(float(lk)) / np.log(2.0))
         if self.slope_cov:
@@ -335,8 +360,8 @@ class StressLaw:
 
 def conditions_vary(s: CleanSeries) -> bool:
     """Whether a cell's temperature or SOC changes over its series (then its time axis needs the stress law)."""
-    t_var = s.temp_c_rows is not None and np.ptp(s.temp_c_rows) > TEMP_SPAN_K
-    soc_var = s.soc_rows is not None and np.ptp(s.soc_rows) > SOC_SPAN
+    t_var = s.cond_temp_c is not None and np.ptp(s.cond_temp_c) > TEMP_SPAN_K
+    soc_var = s.cond_soc is not None and np.ptp(s.cond_soc) > SOC_SPAN
     return bool(t_var or soc_var)
 
 
@@ -394,6 +419,9 @@ def chemistry_stress_law(chemistry: str, kind: str) -> StressLaw:
     """The stress law of a chemistry's published parameter set (:data:`battloop.health.models.PARAMETER_SETS`)."""
     from .models import UnknownChemistryError, get_parameters
 
+    if str(chemistry).strip().upper() == "GENERIC":
+        raise BacktestError("--chemistry GENERIC: the generic model is an envelope of the LFP and NMC laws, not one stress law; "
+                            "pass LFP or NMC")
     try:
         p = get_parameters(chemistry)
     except UnknownChemistryError as exc:
@@ -411,18 +439,19 @@ class StressClock:
     conditions since the previous one, as check-up tables do). Factors are divided by
     their time-weighted mean over the fit window, so ``tau = t`` there on average and a
     cell held at one condition keeps ``tau = t`` exactly. Beyond the last row the
-    conditions stay at the mean of the held-out rows.
+    conditions stay at the mean of the held-out rows. Crossing times are found on a
+    grid of ``t``, so no inverse map is needed.
     """
 
     t: np.ndarray
     tau: np.ndarray
     rate_after: float  # d tau / d t beyond the last row
-    cut: float = 0.0
+    t_fit_end: float = 0.0  # last row of the fit window
     #: sd of ln(pace after the fit window / pace in it), from the stress law's uncertainty
     sd_log_pace: float = 0.0
 
     @classmethod
-    def build(cls, t, log_f, cut, sd_log_pace=0.0):
+    def build(cls, t, log_f, cut, sd_log_pace=0.0, t_fit_end=None):
         t = np.asarray(t, float)
         f = np.exp(log_f - np.max(log_f))
         dt = np.diff(t, prepend=0.0)
@@ -432,12 +461,15 @@ class StressClock:
         tau = np.cumsum(g * dt)
         rest = ~fit
         rate_after = float(np.sum(g[rest] * dt[rest]) / np.sum(dt[rest])) if rest.any() and np.sum(dt[rest]) > 0 else float(g[-1])
-        return cls(t, tau, rate_after, float(cut), float(sd_log_pace))
+        # the band's pace uncertainty starts after the last fitted row (the fit pins tau up to there)
+        if t_fit_end is None:
+            t_fit_end = float(t[fit][-1]) if fit.any() else float(t[0])
+        return cls(t, tau, rate_after, float(t_fit_end), float(sd_log_pace))
 
     def tau_band(self, t, z):
         """``tau`` with the pace beyond the fit window moved by ``z`` sds of the stress law."""
         tau = self.tau_of(t)
-        tau_cut = float(self.tau_of(np.array([self.cut]))[0])
+        tau_cut = float(self.tau_of(np.array([self.t_fit_end]))[0])
         return np.where(tau > tau_cut, tau_cut + (tau - tau_cut) * np.exp(z * self.sd_log_pace), tau)
 
     def quantiles(self, fit, t, z=(Z_P10, 0.0, Z_P90)):
@@ -457,11 +489,6 @@ class StressClock:
         t = np.asarray(t, float)
         inside = np.interp(t, self.t, self.tau)
         return np.where(t > self.t[-1], self.tau[-1] + (t - self.t[-1]) * self.rate_after, inside)
-
-    def t_of(self, tau):
-        tau = np.asarray(tau, float)
-        inside = np.interp(tau, self.tau, self.t)
-        return np.where(tau > self.tau[-1], self.t[-1] + (tau - self.tau[-1]) / self.rate_after, inside)
 
 
 # ---------------------------------------------------------------- baselines
@@ -571,6 +598,14 @@ def _stress_clocks(fit_set, test_set, kind, chemistry):
     law, why = fit_stress_law(cells, b)
     if law is None and chemistry is not None:
         law, why = fallback, f"the cohort gives no stress law ({why}); --chemistry {chemistry} set used"
+    soc_varies = any(s.cond_soc is not None and np.ptp(s.cond_soc) > SOC_SPAN for s, _, _ in (test_set[c] for c in varying))
+    if law is not None and soc_varies and not law.uses_soc:
+        if chemistry is not None and fallback.soc_poly is not None:
+            # temperature from the cohort, SOC stress from the published set
+            law = dataclasses.replace(law, soc_poly=fallback.soc_poly, source=f"{law.source}; SOC stress from the {chemistry} set")
+        else:
+            why = ((why + "; ") if why else "") + ("SOC changes but the cohort's steady cells are held at one SOC level, so its "
+                                                   "effect is not modelled (pass --chemistry LFP or NMC for a calendar SOC law)")
     clocks = {}
     for cid in varying:
         s, cut, note = test_set[cid]
@@ -578,16 +613,17 @@ def _stress_clocks(fit_set, test_set, kind, chemistry):
             note.append(f"temperature or SOC varies over this cell but no stress law is available: {why}; "
                         "pass --chemistry LFP or NMC to use a published one. Fitted on plain t")
             continue
-        temp = s.temp_c_rows if s.temp_c_rows is not None else np.full(s.t.size, 25.0)
-        soc = s.soc_rows if law.uses_soc else None
+        ct = s.cond_t
+        temp = s.cond_temp_c if s.cond_temp_c is not None else np.full(ct.size, 25.0)
+        soc = s.cond_soc if law.uses_soc else None
         # time-weighted mean conditions in and after the fit window (row i holds over (t[i-1], t[i]])
-        dt = np.diff(s.t, prepend=0.0)
-        fit_rows = s.t <= cut + 1e-9
+        dt = np.diff(ct, prepend=0.0)
+        fit_rows = ct <= cut + 1e-9
 
         def mean(v, rows):
             return None if v is None else float(np.average(v[rows], weights=np.maximum(dt[rows], 1e-12)))
         sd = law.change_sd(mean(temp, fit_rows), mean(soc, fit_rows), mean(temp, ~fit_rows), mean(soc, ~fit_rows))
-        clock = StressClock.build(s.t, law.log_factor(temp, soc), cut, sd)
+        clock = StressClock.build(ct, law.log_factor(temp, soc), cut, sd, t_fit_end=float(fit_set[cid][0][-1]))
         t_fit, y_fit = fit_set[cid]
         fit_set[cid] = (clock.tau_of(t_fit), y_fit)
         clocks[cid] = clock
@@ -615,7 +651,7 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
         raise BacktestError(f"--kind {kind!r}: use 'calendar' (t in days) or 'cycle' (t in cycles)")
     eol = eol if isinstance(eol, EolSpec) else parse_eol(eol)
     split = fit_until if isinstance(fit_until, SplitSpec) else parse_fit_until(fit_until)
-    df = validate_frame(df) if "cell_id" not in df.columns or df["t"].dtype == object else df
+    df = validate_frame(df)
     if df.empty:
         raise BacktestError("input has no rows")
 
