@@ -74,7 +74,7 @@ def test_known_condition_changes_are_forecast_on_stress_time(naumann_long):
     assert 0.75 <= coverage <= 0.97 and coverage_blind < 0.5
     for c in cells:
         assert c["time_axis"] == "stress_equivalent"
-        assert any("stress-equivalent time" in n and "kJ/mol" in n for n in c["notes"])
+        assert any("stress-equivalent time" in n for n in c["notes"]) and "kJ/mol" in c["stress_law"]
     # a move from 25 to 60 C runs the clock several times faster, a move from 40 to 25 C slows it
     pace = {c["cell_id"]: c["stress_pace_after_fit"] for c in cells}
     assert pace["T25_SOC50->T60_SOC50"] > 3 and pace["T40_SOC100->T25_SOC100"] < 0.7
@@ -123,10 +123,11 @@ def test_cooling_retrofit_needs_a_law_and_says_so():
     df = seasonal_site_packs()
     # one site: no steady temperature levels to fit a law on, and no chemistry given
     r = run_backtest(df, "calendar", "0.8", "540")
-    assert all(any("no stress law is available" in n and "--chemistry" in n for n in c["notes"]) for c in r["cells"])
+    assert all(any("no stress law is available" in n for n in c["notes"]) for c in r["cells"])
+    assert all(c["stress_law"].startswith("none: no cell is held at a steady temperature") and "--chemistry" in c["stress_law"] for c in r["cells"])
     assert not any("time_axis" in c for c in r["cells"])
     with_law = run_backtest(df, "calendar", "0.8", "540", chemistry="LFP")
-    assert all(any("LFP set" in n for n in c["notes"]) for c in with_law["cells"])
+    assert all("LFP set" in c["stress_law"] for c in with_law["cells"])
     # the plain fit keeps the hot years' pace and overstates the fade after the retrofit
     blind, told = r["summary"]["capacity_mae_pp"], with_law["summary"]["capacity_mae_pp"]
     assert told < 0.5 * blind
@@ -145,7 +146,8 @@ def test_cli_takes_the_chemistry(tmp_path, capsys):
     seasonal_site_packs().to_csv(f, index=False)
     call_command("health", "backtest", "--data", str(f), "--kind", "calendar", "--eol", "0.8", "--fit-until", "540", "--chemistry", "LFP")
     out = capsys.readouterr().out
-    assert "stress-equivalent time" in out and "LFP set" in out
+    assert "stress-equivalent time" in out
+    assert out.count("stress law for cells whose conditions vary: Arrhenius Ea 27.6 kJ/mol") == 1  # once, not per cell
 
 
 def test_cooling_retrofit_end_of_life_follows_the_clock():
@@ -192,8 +194,8 @@ def test_a_soc_change_takes_the_chemistry_soc_law_when_the_cohort_has_one_soc_le
     moved = df.cell_id.eq("NAUMANN_CAL_T40_SOC50") & (df.t > 200)
     df.loc[moved, "soc"] = 1.0
     plain = [c for c in run_backtest(df, "calendar", "0.8", "180")["cells"] if c["cell_id"] == "NAUMANN_CAL_T40_SOC50"][0]
-    assert any("not modelled" in n for n in plain["notes"])
+    assert "not modelled" in plain["stress_law"]
     assert plain["stress_pace_after_fit"] == pytest.approx(1.0)
     with_set = [c for c in run_backtest(df, "calendar", "0.8", "180", chemistry="LFP")["cells"] if c["cell_id"] == "NAUMANN_CAL_T40_SOC50"][0]
-    assert any("SOC stress from the LFP set" in n for n in with_set["notes"])
+    assert "SOC stress from the LFP set" in with_set["stress_law"]
     assert with_set["stress_pace_after_fit"] > 1.3

@@ -577,16 +577,16 @@ def _curve_crossing(f, threshold, t_start, t_max):
 
 
 def _stress_clocks(fit_set, test_set, kind, chemistry):
-    """Put the cells whose conditions vary on stress-equivalent time; returns ``{cell_id: StressClock}``.
+    """Put the cells whose conditions vary on stress-equivalent time.
 
     Rewrites those cells' fit windows in ``fit_set`` in place and adds a note to every
-    varying cell saying which law was used, or why none was.
+    varying cell. Returns ``({cell_id: StressClock}, {cell_id: stress law used, or why none})``.
     """
     varying = [cid for cid, (s, _, _) in test_set.items() if conditions_vary(s)]
     if chemistry is not None:
         fallback = chemistry_stress_law(chemistry, kind)  # checked even when unused: a wrong name is an error
     if not varying:
-        return {}
+        return {}, {}
     raw = {cid: fit_set[cid] for cid in fit_set}
     tau0 = float(np.median([t.max() for t, _ in raw.values()])) or 1.0
     b, _ = cohort_exponent(raw, tau0, kind)
@@ -610,8 +610,7 @@ def _stress_clocks(fit_set, test_set, kind, chemistry):
     for cid in varying:
         s, cut, note = test_set[cid]
         if law is None:
-            note.append(f"temperature or SOC varies over this cell but no stress law is available: {why}; "
-                        "pass --chemistry LFP or NMC to use a published one. Fitted on plain t")
+            note.append("temperature or SOC varies over this cell but no stress law is available (see the stress law); fitted on plain t")
             continue
         ct = s.cond_t
         temp = s.cond_temp_c if s.cond_temp_c is not None else np.full(ct.size, 25.0)
@@ -627,10 +626,13 @@ def _stress_clocks(fit_set, test_set, kind, chemistry):
         t_fit, y_fit = fit_set[cid]
         fit_set[cid] = (clock.tau_of(t_fit), y_fit)
         clocks[cid] = clock
-        note.append(f"conditions vary: fitted and forecast on stress-equivalent time ({law.describe()}"
-                    + (f"; {why}" if why else "") + f"); after the fit window time runs {clock.rate_after:.2f}x "
-                    "its pace on average, and beyond the last row conditions stay at the held-out mean")
-    return clocks
+        note.append(f"conditions vary: fitted and forecast on stress-equivalent time (see the stress law); after the fit window "
+                    f"time runs {clock.rate_after:.2f}x its pace on average, and beyond the last row conditions stay at the held-out mean")
+    if law is None:
+        text = f"none: {why}; pass --chemistry LFP or NMC to use a published one"
+    else:
+        text = law.describe() + (f"; {why}" if why else "")
+    return clocks, {cid: text for cid in varying}
 
 
 def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str = "auto", horizon_factor: float = 10.0,
@@ -701,7 +703,7 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
 
     if not fit_set:
         raise BacktestError("no cell has enough points on both sides of --fit-until (need ≥ 2 before and ≥ 1 after)")
-    clocks = _stress_clocks(fit_set, test_set, kind, chemistry)
+    clocks, stress_laws = _stress_clocks(fit_set, test_set, kind, chemistry)
 
     try:
         cohort = fit_cohort(fit_set, kind=kind)
@@ -722,6 +724,8 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
         cell = {"cell_id": cid, "status": "ok", "fit_until": float(cut), "n_fit": int(t_fit.size), "n_test": int(t_te.size),
                 "first_capacity": ref, "capacity_unit": capacity_unit, "capacity_unit_reason": unit_reason, "eol_threshold": float(thr * ref), "forecast_horizon_t": float(t_max), "actual_eol_t": actual_eol, "reached_eol": actual_eol is not None,
                 "notes": note}
+        if cid in stress_laws:
+            cell["stress_law"] = stress_laws[cid]
         if actual_eol is not None and actual_eol <= cut:
             cell["notes"] = note + ["end of life already reached inside the fit window: left out of the RUL figures"]
         for meth in methods:

@@ -77,6 +77,8 @@ class Command(BaseCommand):
             pp_of = "rated capacity" if unit["capacity_unit"] == "fraction" else "each cell's first capacity"
             w(f"capacity read as {read_as} ({unit['capacity_unit_reason']}); errors in pp of {pp_of}; "
               f"--capacity-unit {other} reads it otherwise")
+        for law in dict.fromkeys(c["stress_law"] for c in report["cells"] if "stress_law" in c):
+            w(f"stress law for cells whose conditions vary: {law}")
         w(f"{'cell':<24}{'cap err pp':>11}{'EOL actual':>12}{'EOL pred':>10}{'P10..P90':>18}{'coverage':>10}")
         for c in report["cells"]:
             if c["status"] != "ok":
