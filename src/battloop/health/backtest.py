@@ -35,9 +35,9 @@ series contain both).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -45,7 +45,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .trajectory import Z_P10, Z_P90, TrajectoryError, cohort_exponent, first_crossing, fit_cohort, robust_scale
+from .models import R_GAS, T_REF_K, UnknownChemistryError, get_parameters
+from .trajectory import Z_P10, Z_P90, TrajectoryError, cohort_exponent, first_crossing, fit_cohort, noise_scale, robust_scale
 
 REQUIRED = ("cell_id", "t", "capacity")
 OPTIONAL = ("temperature_c", "soc")
@@ -330,8 +331,6 @@ class StressLaw:
         return float(np.sqrt(var)) / self.b
 
     def log_factor(self, temp_c, soc=None):
-        from .models import R_GAS, T_REF_K
-
         tk = np.asarray(temp_c, float) + 273.15
         lf = self.ea_j_mol / self.b / R_GAS * (1.0 / T_REF_K - 1.0 / tk)
         if soc is not None:
@@ -376,9 +375,6 @@ def fit_stress_law(cells, b: float):
     (the Arrhenius/SOC-polynomial law of Naumann et al. 2018, J. Energy Storage 17:153).
     Returns ``(StressLaw, None)`` or ``(None, reason)``.
     """
-    from .models import R_GAS, T_REF_K
-    from .trajectory import noise_scale
-
     steady = [c for c in cells if c[2] is not None and np.ptp(c[2]) <= STEADY_TEMP_SPAN_K and len(c[0]) >= 3
               and (c[3] is None or np.ptp(c[3]) <= STEADY_SOC_SPAN)]
     if not steady:
@@ -417,8 +413,6 @@ def fit_stress_law(cells, b: float):
 
 def chemistry_stress_law(chemistry: str, kind: str) -> StressLaw:
     """The stress law of a chemistry's published parameter set (:data:`battloop.health.models.PARAMETER_SETS`)."""
-    from .models import UnknownChemistryError, get_parameters
-
     if str(chemistry).strip().upper() == "GENERIC":
         raise BacktestError("--chemistry GENERIC: the generic model is an envelope of the LFP and NMC laws, not one stress law; "
                             "pass LFP or NMC")
