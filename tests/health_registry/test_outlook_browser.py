@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -69,4 +70,7 @@ def test_outlook_page_in_chromium(live_server, transactional_db, demo_instance):
         page.wait_for_load_state("networkidle")  # the telemetry chart's request too, before the server stops
         page.screenshot(path=str(ARTIFACTS / "pack-forecast.png"), full_page=True)
         browser.close()
+        # the ORM calls above ran inside Playwright's event loop, which gives them a database connection
+        # of their own; close it, or it outlives the test and blocks dropping the test database
+        connections.close_all()
     assert not offsite, f"the page fetched from outside: {offsite[:5]}"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connections
 
 from battloop.triage.bench import import_bench
 from battloop.web.models import Membership
@@ -40,6 +41,9 @@ def page():
         yield pg
         context.close()
         browser.close()
+        # the test body's ORM calls ran inside Playwright's event loop, which gives them a database
+        # connection of their own; close it, or it outlives the test and blocks dropping the test database
+        connections.close_all()
         assert not offsite, f"the pages fetched from outside: {offsite[:5]}"
 
 
