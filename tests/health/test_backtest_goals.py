@@ -50,11 +50,24 @@ def test_naumann_band_is_neither_overconfident_nor_vacuous(naumann_long, fit_unt
 
 def test_naumann_band_over_every_split_point_averages_inside_the_goal(naumann_long):
     # one split is one draw: every condition shares the same check-up sessions, so a split's held-out
-    # errors are correlated and its coverage swings (0.72 at 82 days, 0.94 at 180, 0.71 at 365). Over
+    # errors are correlated and its coverage swings (0.69 at 82 days, 0.95 at 180, 0.71 at 365). Over
     # split points every month from 82 days to 365 the band must be calibrated on average.
     covs = [run_backtest(naumann_long, "calendar", "0.8", str(d))["summary"]["coverage_p10_p90"] for d in range(82, 366, 30)]
     assert 0.75 <= float(np.mean(covs)) <= 0.90, covs
     assert min(covs) >= 0.6 and max(covs) <= 0.97, covs
+
+
+def test_naumann_every_split_point_beats_the_baselines_on_average(naumann_long):
+    # every check-up from day 30 to day 346 as the split, predicting day 376: the short windows are
+    # where a cell's own exponent misleads (the onset after formation), so they test the pooling.
+    # measured: mean 0.58 pp against sqrt 0.65 and the power law 33 (it runs away on short windows);
+    # with the wider per-cell exponent prior of earlier stops the mean was 0.69 pp
+    days = sorted(naumann_long.t.round(1).unique())[4:-1]
+    runs = [run_backtest(naumann_long, "calendar", "0.8", str(d + 0.01))["summary"] for d in days]
+    model = np.mean([r["capacity_mae_pp"] for r in runs])
+    for baseline in ("sqrt", "power_law"):
+        assert model < np.mean([r["baselines"][baseline]["capacity_mae_pp"] for r in runs]), baseline
+    assert model < 0.63
 
 
 def test_nasa_rul_within_ten_cycles(nasa_long):
@@ -176,7 +189,7 @@ def test_naumann_day_885_from_180_days(naumann_long):
         inside += p10 <= retention <= p90
         err.append(abs(p50 - retention))
         err_power_law.append(abs(_baseline_fit("power_law", *series[cid])([885.0])[0][0] - retention))
-    # measured: MAE 0.48 pp against the per-cell power law's 0.67 pp, 5 of 5 inside P10-P90
+    # measured: MAE 0.40 pp against the per-cell power law's 0.67 pp, 5 of 5 inside P10-P90
     assert np.mean(err) < np.mean(err_power_law)
     assert np.mean(err) < 0.01
     assert 3 <= inside <= 5
