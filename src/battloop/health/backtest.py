@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .models import R_GAS, T_REF_K, UnknownChemistryError, get_parameters
+from .models import R_GAS, T_REF_K, UnknownChemistryError, arrhenius, get_parameters
 from .trajectory import Z_P10, Z_P90, TrajectoryError, cohort_exponent, first_crossing, fit_cohort, noise_scale, robust_scale
 
 REQUIRED = ("cell_id", "t", "capacity")
@@ -331,8 +331,7 @@ class StressLaw:
         return float(np.sqrt(var)) / self.b
 
     def log_factor(self, temp_c, soc=None):
-        tk = np.asarray(temp_c, float) + 273.15
-        lf = self.ea_j_mol / self.b / R_GAS * (1.0 / T_REF_K - 1.0 / tk)
+        lf = np.log(arrhenius(temp_c, self.ea_j_mol)) / self.b
         if soc is not None:
             x = np.clip(np.asarray(soc, float), 0.0, 1.0)
             if self.soc_poly is not None:
