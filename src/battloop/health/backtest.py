@@ -46,7 +46,8 @@ import pandas as pd
 from scipy import stats
 
 from .models import R_GAS, T_REF_K, UnknownChemistryError, arrhenius, get_parameters
-from .trajectory import Z_P10, Z_P90, TrajectoryError, cohort_exponent, first_crossing, fit_cohort, noise_scale, robust_scale
+from .trajectory import (Z_P10, Z_P90, TrajectoryError, cohort_exponent, crossing_grid, first_crossing, fit_cohort, noise_scale,
+                         robust_scale)
 
 REQUIRED = ("cell_id", "t", "capacity")
 OPTIONAL = ("temperature_c", "soc")
@@ -147,24 +148,20 @@ def validate_frame(df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
             i = int(np.nonzero(bad.to_numpy())[0][0])
             raise BacktestError(f"{source}: line {i + 2}, field {col}: {df[col].iloc[i]!r} is not a number")
         out[col] = vals.astype(float)
-    neg = out["t"] < 0
-    if neg.any():
-        i = int(np.nonzero(neg.to_numpy())[0][0])
-        raise BacktestError(f"{source}: line {i + 2}, cell {out['cell_id'].iloc[i]}: t = {out['t'].iloc[i]} is negative; t counts days or cycles from the start of the test")
-    nonpos = out["capacity"] <= 0
-    if nonpos.any():
-        i = int(np.nonzero(nonpos.to_numpy())[0][0])
-        raise BacktestError(f"{source}: line {i + 2}, cell {out['cell_id'].iloc[i]}: capacity {out['capacity'].iloc[i]} must be positive")
-    checks = []
+    # (rows that fail, what to say about the first of them after its line and cell)
+    checks = [(out["t"] < 0, lambda i: f": t = {out['t'].iloc[i]} is negative; t counts days or cycles from the start of the test"),
+              (out["capacity"] <= 0, lambda i: f": capacity {out['capacity'].iloc[i]} must be positive")]
     if "temperature_c" in out:
-        checks.append(("temperature_c", (out["temperature_c"] <= -60) | (out["temperature_c"] > 120),
-                       "lies outside -60..120 C (above 120 looks like Kelvin: subtract 273.15)"))
+        checks.append(((out["temperature_c"] <= -60) | (out["temperature_c"] > 120),
+                       lambda i: f", field temperature_c: {out['temperature_c'].iloc[i]:g} lies outside -60..120 C "
+                                 "(above 120 looks like Kelvin: subtract 273.15)"))
     if "soc" in out:
-        checks.append(("soc", (out["soc"] < 0) | (out["soc"] > 1.05), "lies outside 0..1 (a fraction: 50 % is 0.5)"))
-    for col, bad, why in checks:
+        checks.append(((out["soc"] < 0) | (out["soc"] > 1.05),
+                       lambda i: f", field soc: {out['soc'].iloc[i]:g} lies outside 0..1 (a fraction: 50 % is 0.5)"))
+    for bad, why in checks:
         if bad.any():
             i = int(np.nonzero(bad.to_numpy())[0][0])
-            raise BacktestError(f"{source}: line {i + 2}, cell {out['cell_id'].iloc[i]}, field {col}: {out[col].iloc[i]:g} {why}")
+            raise BacktestError(f"{source}: line {i + 2}, cell {out['cell_id'].iloc[i]}{why(i)}")
     return out
 
 
@@ -178,9 +175,8 @@ class CleanSeries:
     temperature_c: float | None = None
     soc: float | None = None
     keep: np.ndarray | None = None  # False for isolated outliers (left out of fitting only)
-    temp_c_rows: np.ndarray | None = None  # per capacity row (aligned with t); gaps filled from the neighbours
-    soc_rows: np.ndarray | None = None
-    #: every row with a t, capacity or not: the conditions the stress clock integrates
+    #: every row with a t, capacity or not (a superset of ``t``): the conditions the stress clock
+    #: integrates, gaps filled from the neighbours
     cond_t: np.ndarray | None = None
     cond_temp_c: np.ndarray | None = None
     cond_soc: np.ndarray | None = None
@@ -237,10 +233,7 @@ def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
     cond_soc = _fill_rows(cond_t, cond["soc"].to_numpy(float)) if soc is not None else None
     if n_cond_only and (cond_temp is not None or cond_soc is not None):
         notes.append(f"{n_cond_only} row(s) without capacity kept for their conditions")
-    # per capacity row (every capacity row's t is in cond_t, so this picks the row's own value)
-    temp_rows = np.interp(t, cond_t, cond_temp) if cond_temp is not None else None
-    soc_rows = np.interp(t, cond_t, cond_soc) if cond_soc is not None else None
-    return CleanSeries(cell_id, t, cap, first, notes, temp, soc, keep, temp_rows, soc_rows, cond_t, cond_temp, cond_soc)
+    return CleanSeries(cell_id, t, cap, first, notes, temp, soc, keep, cond_t, cond_temp, cond_soc)
 
 
 def _fill_rows(t, v):
@@ -321,12 +314,8 @@ class StressLaw:
         var = 2.0 * self.condition_sd**2 * min(1.0, abs(float(lk)) / np.log(2.0))
         if self.slope_cov:
             cov = np.array(self.slope_cov)
-            d = [1.0 / (float(temp_from) + 273.15) - 1.0 / (float(temp_to) + 273.15)]
-            if cov.shape[0] >= 2:
-                d.append(float(soc_to) - float(soc_from))
-            if cov.shape[0] == 3:
-                d.append(float(soc_to) ** 2 - float(soc_from) ** 2)
-            d = np.array(d)
+            n_soc = cov.shape[0] - 1
+            d = np.subtract(_stress_design(temp_to, soc_to, n_soc), _stress_design(temp_from, soc_from, n_soc))
             var += float(d @ cov @ d)
         return float(np.sqrt(var)) / self.b
 
@@ -354,6 +343,17 @@ class StressLaw:
         soc = "; SOC stress from the same fit" if self.soc_poly is None and self.uses_soc else (
             "; SOC stress of the chemistry set" if self.soc_poly is not None else "; SOC not used")
         return f"Arrhenius Ea {self.ea_j_mol / 1000:.1f} kJ/mol on the loss coefficient, time exponent {self.b:.2f} ({self.source}){soc}"
+
+
+def _stress_design(temp_c, soc, n_soc: int) -> list:
+    """Columns of the stress regression at one condition: ``1/T_ref - 1/T`` and, with ``n_soc``
+    SOC terms, ``SOC - 0.5`` and ``SOC^2 - 0.25`` (intercept not included)."""
+    row = [1.0 / T_REF_K - 1.0 / (float(temp_c) + 273.15)]
+    if n_soc >= 1:
+        row.append(float(soc) - 0.5)
+    if n_soc >= 2:
+        row.append(float(soc) ** 2 - 0.25)
+    return row
 
 
 def conditions_vary(s: CleanSeries) -> bool:
@@ -392,8 +392,7 @@ def fit_stress_law(cells, b: float):
                       f"({', '.join(f'{v:g}' for v in sorted(temps)) or 'none'} C): an activation energy needs 3 or more over 10 K or more")
     socs = {round(r[2], 2) for r in rows if r[2] is not None}
     use_soc = 0 if any(r[2] is None for r in rows) else 1 if len(socs) == 2 else 2 if len(socs) >= 3 else 0
-    X = [[1.0, 1.0 / T_REF_K - 1.0 / (r[1] + 273.15)] + ([r[2] - 0.5] if use_soc >= 1 else []) + ([r[2] ** 2 - 0.25] if use_soc == 2 else [])
-         for r in rows]
+    X = [[1.0] + _stress_design(r[1], r[2], use_soc) for r in rows]
     X, Y, W = np.array(X), np.array([r[0] for r in rows]), np.sqrt([r[3] for r in rows])
     if len(rows) < X.shape[1] + 2:
         return None, f"{len(rows)} cells with a clear fade are too few to fit {X.shape[1]} stress parameters"
@@ -424,9 +423,15 @@ def chemistry_stress_law(chemistry: str, kind: str) -> StressLaw:
     return StressLaw(p.ea_cyc_j_mol, p.p_cyc, f"{p.chemistry} set: {p.source}")
 
 
+def _interval_mean(v, dt, rows, default):
+    """Time-weighted mean of per-row values over ``rows`` (row i holds over ``(t[i-1], t[i]]``, length ``dt[i]``)."""
+    w = dt[rows]
+    return float(np.sum(v[rows] * w) / np.sum(w)) if np.sum(w) > 0 else default
+
+
 @dataclass
 class StressClock:
-    """A cell's stress-equivalent time ``tau`` at its rows, and the way back to ``t``.
+    """A cell's stress-equivalent time ``tau`` at its rows and beyond them.
 
     The interval ``(t[i-1], t[i]]`` runs at the factor of row ``i`` (a row reports the
     conditions since the previous one, as check-up tables do). Factors are divided by
@@ -449,11 +454,9 @@ class StressClock:
         f = np.exp(log_f - np.max(log_f))
         dt = np.diff(t, prepend=0.0)
         fit = t <= cut + 1e-9
-        f_fit = float(np.sum(f[fit] * dt[fit]) / max(np.sum(dt[fit]), 1e-12)) if np.sum(dt[fit]) > 0 else float(f[0])
-        g = f / f_fit
+        g = f / _interval_mean(f, dt, fit, float(f[0]))
         tau = np.cumsum(g * dt)
-        rest = ~fit
-        rate_after = float(np.sum(g[rest] * dt[rest]) / np.sum(dt[rest])) if rest.any() and np.sum(dt[rest]) > 0 else float(g[-1])
+        rate_after = _interval_mean(g, dt, ~fit, float(g[-1]))
         # the band's pace uncertainty starts after the last fitted row (the fit pins tau up to there)
         if t_fit_end is None:
             t_fit_end = float(t[fit][-1]) if fit.any() else float(t[0])
@@ -550,20 +553,9 @@ def _baseline_fit(kind: str, t, y):
 
 
 def _curve_crossing(f, threshold, t_start, t_max):
-    grid = np.unique(np.concatenate([np.linspace(t_start, t_max, 3000), np.geomspace(max(t_start, 1e-6), t_max, 3000)]))
+    grid = crossing_grid(t_start, t_max)
     mu, sd = f(grid)
-    q = np.stack([mu + Z_P10 * sd, mu, mu + Z_P90 * sd])
-    out = []
-    for row in q:
-        idx = np.nonzero(row < threshold)[0]
-        if idx.size == 0:
-            out.append(math.inf)
-        elif idx[0] == 0:
-            out.append(float(grid[0]))
-        else:
-            i = idx[0]
-            out.append(float(grid[i - 1] + (threshold - row[i - 1]) * (grid[i] - grid[i - 1]) / (row[i] - row[i - 1])))
-    return out
+    return [float(v) for v in first_crossing(grid, np.stack([mu + Z_P10 * sd, mu, mu + Z_P90 * sd]), threshold)]
 
 
 # ---------------------------------------------------------------- main entry
@@ -580,14 +572,15 @@ def _stress_clocks(fit_set, test_set, kind, chemistry):
         fallback = chemistry_stress_law(chemistry, kind)  # checked even when unused: a wrong name is an error
     if not varying:
         return {}, {}
-    raw = {cid: fit_set[cid] for cid in fit_set}
+    raw = dict(fit_set)  # fit_set is rewritten below
     tau0 = float(np.median([t.max() for t, _ in raw.values()])) or 1.0
     b, _ = cohort_exponent(raw, tau0, kind)
     cells = []
     for cid, (t, y) in raw.items():
-        s, cut, _ = test_set[cid]
-        m = np.isin(s.t, t)
-        cells.append((t, y, None if s.temp_c_rows is None else s.temp_c_rows[m], None if s.soc_rows is None else s.soc_rows[m]))
+        s = test_set[cid][0]
+        # the fit rows' own conditions (every capacity row's t is one of the condition rows)
+        cells.append((t, y, None if s.cond_temp_c is None else np.interp(t, s.cond_t, s.cond_temp_c),
+                      None if s.cond_soc is None else np.interp(t, s.cond_t, s.cond_soc)))
     law, why = fit_stress_law(cells, b)
     if law is None and chemistry is not None:
         law, why = fallback, f"the cohort gives no stress law ({why}); --chemistry {chemistry} set used"
@@ -608,12 +601,12 @@ def _stress_clocks(fit_set, test_set, kind, chemistry):
         ct = s.cond_t
         temp = s.cond_temp_c if s.cond_temp_c is not None else np.full(ct.size, 25.0)
         soc = s.cond_soc if law.uses_soc else None
-        # time-weighted mean conditions in and after the fit window (row i holds over (t[i-1], t[i]])
+        # time-weighted mean conditions in and after the fit window
         dt = np.diff(ct, prepend=0.0)
         fit_rows = ct <= cut + 1e-9
 
         def mean(v, rows):
-            return None if v is None else float(np.average(v[rows], weights=np.maximum(dt[rows], 1e-12)))
+            return None if v is None else _interval_mean(v, dt, rows, float(v[rows][-1]))
         sd = law.change_sd(mean(temp, fit_rows), mean(soc, fit_rows), mean(temp, ~fit_rows), mean(soc, ~fit_rows))
         clock = StressClock.build(ct, law.log_factor(temp, soc), cut, sd, t_fit_end=float(fit_set[cid][0][-1]))
         t_fit, y_fit = fit_set[cid]
@@ -732,8 +725,8 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
                     sf = cohort.fits[cid]
                     lo, mid, hi = clock.quantiles(sf, t_te)
                     qlast = clock.quantiles(sf, np.array([s.t[-1]]))[1][0]
-                    grid = np.unique(np.concatenate([np.linspace(cut, t_max, 3000), np.geomspace(max(cut, 1e-6), t_max, 3000)]))
-                    cross = list(first_crossing(grid, clock.quantiles(sf, grid), thr))
+                    grid = crossing_grid(cut, t_max)
+                    cross = [float(v) for v in first_crossing(grid, clock.quantiles(sf, grid), thr)]
                     cell["time_axis"] = "stress_equivalent"
                     cell["stress_pace_after_fit"] = clock.rate_after
                 extra = {"b": cohort.fits[cid].b, "rate_multiplier": cohort.fits[cid].rate_multiplier, "form_weights": dict(cohort.fits[cid].weights)}

@@ -268,9 +268,14 @@ class SeriesFit:
         The P10 curve crosses first, so z=P10 gives the early (P10) date.
         """
         t_max = t_max if t_max is not None else 50.0 * max(self.t_end, 1.0)
-        lo = max(self.t_end, 1e-6)
-        grid = np.unique(np.concatenate([np.linspace(lo, t_max, 3000), np.geomspace(lo, t_max, 3000)]))
+        grid = crossing_grid(max(self.t_end, 1e-6), t_max)
         return first_crossing(grid, self.quantiles(grid, z), threshold)
+
+
+def crossing_grid(t_start, t_max, n=3000):
+    """Times from ``t_start`` to ``t_max`` on which crossings are searched: even and geometric spacing
+    together, so both near crossings and crossings decades ahead are resolved."""
+    return np.unique(np.concatenate([np.linspace(t_start, t_max, n), np.geomspace(max(t_start, 1e-6), t_max, n)]))
 
 
 def first_crossing(grid, rows, threshold):
