@@ -10,8 +10,14 @@ at once (cohort prior, see :mod:`battloop.health.trajectory`) and predicts the
 rest. Reported per cell and overall:
 
 * capacity error at the last observed ``t`` in percentage points;
-* predicted vs actual end-of-life ``t`` and the RUL error (absolute, cycles or
-  days, and relative to the true remaining life from the split point);
+* predicted vs actual end-of-life ``t`` and the RUL error: absolute (cycles or
+  days; the same for end of life and remaining life), relative to the actual
+  end-of-life ``t`` (``eol_rel_error``; its mean is the summary's ``rul_mre``, the
+  "% error" of cycle-life prediction, Severson et al. 2019 eq. 7) and relative to
+  the true remaining life from the split (``rul_rel_error``, the RE of the NASA
+  and CALCE RUL papers; :func:`remaining_life_mre` averages it). The second is
+  the stricter figure: at a split half-way through life it is about twice the
+  first;
 * the share of held-out points inside the P10-P90 band.
 
 Three per-cell baselines run on the same split: linear, square-root-of-time and
@@ -619,6 +625,13 @@ def _stress_clocks(fit_set, test_set, kind, chemistry):
     else:
         text = law.describe() + (f"; {why}" if why else "")
     return clocks, {cid: text for cid in varying}
+
+
+def remaining_life_mre(report: dict, method: str = "model") -> float | None:
+    """Mean RUL error relative to the true remaining life from the split, ``|pred - actual| / (actual - split)``,
+    over the cells that reached end of life after the split (uncapped; Zhou et al. cap it at 1)."""
+    rel = [c[method]["rul_rel_error"] for c in report["cells"] if c.get("status") == "ok" and "rul_rel_error" in c.get(method, {})]
+    return float(np.mean(rel)) if rel else None
 
 
 def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str = "auto", horizon_factor: float = 10.0,

@@ -11,7 +11,7 @@ import math
 
 from django.core.management.base import BaseCommand, CommandError
 
-from battloop.health.backtest import BacktestError, load_long_csv, parse_eol, parse_fit_until, run_backtest
+from battloop.health.backtest import BacktestError, load_long_csv, parse_eol, parse_fit_until, remaining_life_mre, run_backtest
 
 
 def _fmt(v, spec=".3g"):
@@ -100,8 +100,10 @@ class Command(BaseCommand):
             w(f"never reached end of life (left out of RUL figures): {', '.join(never)}")
         s = report["summary"]
         w("")
-        w(f"{'method':<12}{'cap MAE pp':>11}{'RUL MAE':>10}{'RUL MRE':>10}{'coverage':>10}{'cells':>7}")
+        w(f"{'method':<12}{'cap MAE pp':>11}{'RUL MAE':>10}{'RUL MRE':>10}{'of RUL':>9}{'coverage':>10}{'cells':>7}")
         rows = [("model", s)] + list(s["baselines"].items())
         for name, r in rows:
             w(f"{name:<12}{_fmt(r['capacity_mae_pp'], '.3f'):>11}{_fmt(r['rul_mae'], '.1f'):>10}{_fmt(r['rul_mre'], '.3f'):>10}"
-              f"{_fmt(r['coverage_p10_p90'], '.0%'):>10}{r['n_cells']:>7}")
+              f"{_fmt(remaining_life_mre(report, name), '.3f'):>9}{_fmt(r['coverage_p10_p90'], '.0%'):>10}{r['n_cells']:>7}")
+        w("RUL MRE: mean |predicted - actual end of life| / actual end-of-life t (json summary rul_mre); "
+          "of RUL: the same error / true remaining life after the split (each cell's rul_rel_error)")
