@@ -742,7 +742,8 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
                     cross = [float(v) for v in first_crossing(grid, clock.quantiles(sf, grid), thr)]
                     cell["time_axis"] = "stress_equivalent"
                     cell["stress_pace_after_fit"] = clock.rate_after
-                extra = {"b": cohort.fits[cid].b, "rate_multiplier": cohort.fits[cid].rate_multiplier, "form_weights": dict(cohort.fits[cid].weights)}
+                extra = {"b": cohort.fits[cid].b, "rate_multiplier": cohort.fits[cid].rate_multiplier, "form_weights": dict(cohort.fits[cid].weights),
+                         "knee_pool": cohort.knee_pool}
             else:
                 # baselines are the plain per-cell least-squares fits a dashboard would
                 # run: every point of the fit window, no outlier screening
