@@ -225,25 +225,21 @@ def fit_form(form, t, y, tau, sigma, b_prior=1.0, b_log_sd=0.6, knee_growth=None
         return None
     xr, yr = x[m], y[m]
     slope = np.polyfit(xr, yr, 1)[0]
-    if knee_growth is not None:
-        # growth fixed: level and amplitude only; the growth gets no parameter variance (the
-        # model-form term, calibrated on fits made the same way, carries that uncertainty)
-        k = float(np.clip(knee_growth / x[-1], -KNEE_K_MAX, KNEE_K_MAX))
-        a0 = max(-slope / k / np.exp(k * xr[-1]), 1e-6) if k > 1e-9 else 1e-3
-        c0 = yr[-1] + a0 * np.exp(k * xr[-1])
-        p2, cov2, _ = _nls(form, xr, yr, 1.0, [c0, np.log(a0)], [-np.inf, np.log(1e-9)], [np.inf, np.log(50.0)],
-                           f_scale=2.5 * sigma, expand=lambda q: np.append(q, k))
-        p = np.array([p2[0], p2[1], k])
-        cov = np.zeros((3, 3))
-        cov[:2, :2] = cov2
-        n_par = 2
-    else:
-        k0 = 1.0
-        a0 = max(-slope / k0 / np.exp(k0 * xr[-1]), 1e-6)
-        c0 = yr[-1] + a0 * np.exp(k0 * xr[-1])
+    k0 = 1.0 if knee_growth is None else float(np.clip(knee_growth / x[-1], -KNEE_K_MAX, KNEE_K_MAX))
+    a0 = max(-slope / k0 / np.exp(k0 * xr[-1]), 1e-6) if k0 > 1e-9 else 1e-3
+    c0 = yr[-1] + a0 * np.exp(k0 * xr[-1])
+    if knee_growth is None:
         p, cov, _ = _nls(form, xr, yr, 1.0, [c0, np.log(a0), k0], [-np.inf, np.log(1e-9), -KNEE_K_MAX], [np.inf, np.log(50.0), KNEE_K_MAX],
                          f_scale=2.5 * sigma)
         n_par = 3
+    else:
+        # growth fixed: level and amplitude only; the growth gets no parameter variance (the
+        # model-form term, calibrated on fits made the same way, carries that uncertainty)
+        q, cov_q, _ = _nls(form, xr, yr, 1.0, [c0, np.log(a0)], [-np.inf, np.log(1e-9)], [np.inf, np.log(50.0)],
+                           f_scale=2.5 * sigma, expand=lambda q: np.append(q, k0))
+        p, cov = np.append(q, k0), np.zeros((3, 3))
+        cov[:2, :2] = cov_q
+        n_par = 2
     r = yr - Curve(form, p, cov)._f(p, xr)
     s2 = max(float(np.sum(r**2) / max(m.sum() - n_par, 1)), sigma**2)
     return Curve(form, p, cov * s2, tau)
@@ -446,7 +442,7 @@ def _form_weights(inner, forms) -> dict:
 #: against the forecast. How far to pool is measured, not assumed: the strength is chosen on the
 #: rolling-origin splits by the error of the weighted forecast as used (form weights held at their
 #: unpooled values, so pooling cannot promote a form that carries no weight: NASA's four cells
-#: keep their own fits). Empirical-Bayes shrinkage to a group mean (Efron & Morris 1975, JASA
+#: keep their own fits; once a strength is chosen the weights are scored again on the pooled fits). Empirical-Bayes shrinkage to a group mean (Efron & Morris 1975, JASA
 #: 70:311), its strength set by cross-validation instead of a variance formula.
 KNEE_POOL_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: a pooled fit must beat the unpooled one on the splits by this share to be used
@@ -460,8 +456,9 @@ def knee_growth(curve: Curve, t_end: float) -> float:
     return float(curve.params[2] * t_end / curve.tau)
 
 
-def _knee_centre(curves_by_key, t_end_by_key) -> float | None:
-    g = [knee_growth(c, t_end_by_key[k]) for k, c in curves_by_key.items() if c is not None]
+def _knee_centre(curves_and_ends) -> float | None:
+    """Cohort median of the knee growth over ``(curve, window end)`` pairs; None below 3 curves."""
+    g = [knee_growth(c, t_end) for c, t_end in curves_and_ends if c is not None]
     return float(np.median(g)) if len(g) >= 3 else None
 
 
@@ -471,15 +468,14 @@ def _pooled_knee_fit(curve, t, y, tau, sigma, pool, centre):
     return pooled if pooled is not None else curve
 
 
-def _mixture_score(inner, weights) -> float:
+def _mixture_score(inner, weights, tau) -> float:
+    """Mean normalised squared error of the weighted forecast over the rolling-origin splits."""
     err = []
     for sp in inner:
         w = {f: weights[f] for f in weights if f in sp.curves}
-        if not w:
-            continue
-        tot = sum(w.values())
-        mu = sum(wf / tot * sp.curves[f].mean(sp.t_test) for f, wf in w.items())
-        err.append(float(np.mean(((sp.y_test - mu) / sp.scale) ** 2)))
+        if w:
+            mu = SeriesFit(sp.key, sp.curves, w, tau, sp.cut, 0.0, 0.0).mean(sp.t_test)
+            err.append(float(np.mean(((sp.y_test - mu) / sp.scale) ** 2)))
     return float(np.mean(err)) if err else np.inf
 
 
@@ -487,9 +483,7 @@ def _choose_knee_pooling(inner, weights, tau, noise):
     """Pooling strength of the knee growth (see :data:`KNEE_POOL_GRID`) and the splits refitted with it."""
     centres = {}
     for frac in {sp.frac for sp in inner}:
-        group = [sp for sp in inner if sp.frac == frac]
-        centres[frac] = _knee_centre({i: sp.curves.get("exp_recent") for i, sp in enumerate(group)},
-                                     {i: sp.t_fit[-1] for i, sp in enumerate(group)})
+        centres[frac] = _knee_centre((sp.curves.get("exp_recent"), sp.t_fit[-1]) for sp in inner if sp.frac == frac)
     if any(c is None for c in centres.values()):
         return 0.0, inner
 
@@ -504,7 +498,7 @@ def _choose_knee_pooling(inner, weights, tau, noise):
             trial.append(sp)
         return trial
 
-    base = _mixture_score(inner, weights)
+    base = _mixture_score(inner, weights, tau)
     best, best_inner, best_score = 0.0, inner, base
     tried = {0.0}
     step = KNEE_POOL_GRID[1] - KNEE_POOL_GRID[0] if len(KNEE_POOL_GRID) > 1 else 0.0
@@ -517,7 +511,7 @@ def _choose_knee_pooling(inner, weights, tau, noise):
                 continue
             tried.add(pool)
             trial = refit(pool)
-            score = _mixture_score(trial, weights)
+            score = _mixture_score(trial, weights, tau)
             if score < best_score:
                 best, best_inner, best_score = pool, trial, score
     if best_score > (1.0 - KNEE_POOL_MIN_GAIN) * base:
@@ -641,7 +635,7 @@ def fit_cohort(series: dict, kind: str = "cycle", inner_cuts=(0.6, 0.8), forms=N
     kappa = max(kappa, KIND_KAPPA_MIN[kind])
 
     all_curves = {k: _fit_all_forms(t, y, tau, noise[k], b_c, b_sd, forms) for k, (t, y) in series.items()}
-    knee_centre = _knee_centre({k: c.get("exp_recent") for k, c in all_curves.items()}, {k: t[-1] for k, (t, _) in series.items()})
+    knee_centre = _knee_centre((all_curves[k].get("exp_recent"), t[-1]) for k, (t, _) in series.items())
     fits = {}
     for k, (t, y) in series.items():
         curves = all_curves[k]
