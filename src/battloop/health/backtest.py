@@ -180,7 +180,6 @@ class CleanSeries:
     notes: list
     temperature_c: float | None = None
     soc: float | None = None
-    keep: np.ndarray | None = None  # False for isolated outliers (left out of fitting only)
     #: every row with a t, capacity or not (a superset of ``t``): the conditions the stress clock
     #: integrates, gaps filled from the neighbours
     cond_t: np.ndarray | None = None
@@ -189,14 +188,15 @@ class CleanSeries:
 
 
 def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
-    """Sort, merge duplicate times and flag isolated outliers of one cell.
+    """Sort and merge duplicate times of one cell and set its reference (first) capacity.
 
     Out-of-order rows are sorted (noted), repeated ``t`` values are averaged,
     rows with NaN capacity or t are dropped (noted). Isolated outliers are
-    points further than 6 robust sigmas from the running median of their
-    neighbours; they are removed from fitting and scoring (noted), which
-    keeps single-cycle dips (CALCE CS2_38 at cycle 118) from counting as end
-    of life.
+    judged later, inside each fit window only (:func:`outlier_free`), so the
+    held-out rows cannot decide which fitted points count; they are left out
+    of the fit but still scored. End of life is a robust crossing of its own
+    (:func:`robust_eol`), so single-cycle dips (CALCE CS2_38 at cycle 118) do
+    not count as end of life.
     """
     notes = []
     # rows with conditions but no capacity still tell the stress clock what the cell went through
@@ -214,22 +214,9 @@ def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
     agg = g.groupby("t", sort=True).mean(numeric_only=True)
     t = agg.index.to_numpy(dtype=float)
     cap = agg["capacity"].to_numpy(dtype=float)
-    keep = np.ones(t.size, bool)
-    if t.size >= 7:
-        k = 3
-        pad = np.pad(cap, k, mode="edge")
-        med = np.array([np.median(np.delete(pad[i : i + 2 * k + 1], k)) for i in range(t.size)])
-        resid = cap - med
-        # floor at 0.3 % of capacity: smooth, averaged check-up data (a fast first
-        # drop after formation) must not be mistaken for outliers
-        s = max(robust_scale(resid), 3e-3 * np.median(cap))
-        keep = np.abs(resid) <= 6 * s
-        keep[0] = True  # the first point is the reference capacity
-        if (~keep).any():
-            shown = ", ".join(f"{x:g}" for x in t[~keep][:5]) + (" ..." if (~keep).sum() > 5 else "")
-            notes.append(f"{int((~keep).sum())} isolated outlier point(s) left out of the fit (still scored) at t = {shown}")
-    kc = cap[keep]
-    first = float(np.median(kc[: min(3, kc.size)])) if kc.size >= 3 and abs(kc[0] - np.median(kc[:3])) > 0.02 * kc[0] else float(kc[0])
+    # the first capacity is the reference of every relative figure: the first point, unless the
+    # median of the first three (robust to one outlier among them) differs from it by more than 2 %
+    first = float(np.median(cap[:3])) if cap.size >= 3 and abs(cap[0] - np.median(cap[:3])) > 0.02 * cap[0] else float(cap[0])
     temp = float(np.nanmean(agg["temperature_c"])) if "temperature_c" in agg and np.isfinite(agg["temperature_c"]).any() else None
     soc = float(np.nanmean(agg["soc"])) if "soc" in agg and np.isfinite(agg["soc"]).any() else None
     if "temperature_c" in agg and agg["temperature_c"].isna().any() and temp is not None:
@@ -239,7 +226,26 @@ def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
     cond_soc = _fill_rows(cond_t, cond["soc"].to_numpy(float)) if soc is not None else None
     if n_cond_only and (cond_temp is not None or cond_soc is not None):
         notes.append(f"{n_cond_only} row(s) without capacity kept for their conditions")
-    return CleanSeries(cell_id, t, cap, first, notes, temp, soc, keep, cond_t, cond_temp, cond_soc)
+    return CleanSeries(cell_id, t, cap, first, notes, temp, soc, cond_t, cond_temp, cond_soc)
+
+
+def outlier_free(cap) -> np.ndarray:
+    """False for isolated outliers: points further than 6 robust sigmas from the median of their
+    three neighbours on either side (held at the ends). Needs 7 points; the first point, the
+    reference capacity, is always kept."""
+    cap = np.asarray(cap, float)
+    keep = np.ones(cap.size, bool)
+    if cap.size >= 7:
+        k = 3
+        pad = np.pad(cap, k, mode="edge")
+        med = np.array([np.median(np.delete(pad[i : i + 2 * k + 1], k)) for i in range(cap.size)])
+        resid = cap - med
+        # floor at 0.3 % of capacity: smooth, averaged check-up data (a fast first
+        # drop after formation) must not be mistaken for outliers
+        s = max(robust_scale(resid), 3e-3 * np.median(cap))
+        keep = np.abs(resid) <= 6 * s
+        keep[0] = True
+    return keep
 
 
 def _fill_rows(t, v):
@@ -687,7 +693,15 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
             cells_out.append({"cell_id": cid, "status": "skipped", "reason": "only one point: need at least two before the split and one after", "notes": note})
             continue
         cut = split.cut(s.t[0], s.t[-1])
-        m = (s.t <= cut + 1e-9) & s.keep
+        # outliers are judged inside the fit window only: a point at the split must not be kept or
+        # dropped because of what the held-out points do after it
+        m = s.t <= cut + 1e-9
+        m[m] = outlier_free(s.cap[m])
+        n_out = int((s.t <= cut + 1e-9).sum() - m.sum())
+        if n_out:
+            dropped = s.t[(s.t <= cut + 1e-9) & ~m]
+            shown = ", ".join(f"{x:g}" for x in dropped[:5]) + (" ..." if n_out > 5 else "")
+            note.append(f"{n_out} isolated outlier point(s) left out of the fit (still scored) at t = {shown}")
         if m.sum() < 2:
             cells_out.append({"cell_id": cid, "status": "skipped", "reason": f"fewer than two points at t <= {cut:g}: move --fit-until later", "notes": note})
             continue
