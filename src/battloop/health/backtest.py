@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..registry.tabular import TableError, sniff_csv
 from .models import R_GAS, T_REF_K, UnknownChemistryError, arrhenius, get_parameters
 from .trajectory import (Z_P10, Z_P90, TrajectoryError, cohort_exponent, crossing_grid, first_crossing, fit_cohort, noise_scale,
                          robust_scale)
@@ -131,12 +132,19 @@ def parse_fit_until(text) -> SplitSpec:
 
 
 def load_long_csv(path) -> pd.DataFrame:
-    """Read a long-form CSV and check its columns (names the file and the missing column)."""
+    """Read a long-form CSV and check its columns (names the file and the missing column).
+
+    The delimiter (``, ; TAB |``) and the encoding (UTF-8 with or without BOM, UTF-16, GB18030)
+    are sniffed as for registry imports (:func:`battloop.registry.tabular.sniff_csv`): lab and
+    NMS exports from European and Chinese tools use semicolons and GBK.
+    """
     try:
-        df = pd.read_csv(path)
+        with open(path, "rb") as fh:
+            encoding, delimiter = sniff_csv(fh.read(64 * 1024), str(path))
+        df = pd.read_csv(path, sep=delimiter, encoding=encoding)
     except FileNotFoundError:
         raise BacktestError(f"{path}: file not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, TableError) as exc:
         raise BacktestError(f"{path}: not a readable CSV ({exc})") from None
     return validate_frame(df, source=str(path))
 

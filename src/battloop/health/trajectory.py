@@ -144,7 +144,9 @@ class Curve:
         return c - np.exp(la) * np.exp(np.clip(k * x, -50, 50))
 
     def mean(self, t):
-        return self._f(self.params, np.asarray(t, dtype=float) / self.tau)
+        # capacity cannot fall below zero: an accelerating form run far past its window would
+        # otherwise forecast negative capacity (the fit itself never sees the bound)
+        return np.maximum(self._f(self.params, np.asarray(t, dtype=float) / self.tau), 0.0)
 
     def par_var(self, t):
         x = np.atleast_1d(np.asarray(t, dtype=float) / self.tau)
@@ -296,7 +298,7 @@ class SeriesFit:
     def quantiles(self, t, z=(Z_P10, Z_P50, Z_P90)):
         t, mu, var = self._mix(t)
         sd = self.sd(t)
-        return np.array([mu + zi * sd for zi in z])
+        return np.maximum(np.array([mu + zi * sd for zi in z]), 0.0)
 
     def crossing_times(self, threshold, z=(Z_P10, Z_P50, Z_P90), t_max=None):
         """First times the z-quantile curves fall below ``threshold`` (``inf`` if not before ``t_max``).

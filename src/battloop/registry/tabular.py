@@ -65,6 +65,33 @@ def _cell_text(value) -> str:
     return str(value).strip()
 
 
+def sniff_csv(sample: bytes, name: str) -> tuple[str, str]:
+    """Encoding and delimiter of a CSV from its first bytes: BOMs (UTF-8, UTF-16), UTF-8 or
+    else GB18030 (the exports of Chinese NMS/FSU tools), and any of ``, ; TAB |`` as delimiter.
+    ``name`` is the file's name for the error a binary file gets."""
+    if sample.startswith(codecs.BOM_UTF16_LE) or sample.startswith(codecs.BOM_UTF16_BE):
+        encoding = "utf-16"
+    elif sample.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    else:
+        try:
+            sample.decode("utf-8")
+            encoding = "utf-8"
+        except UnicodeDecodeError as exc:
+            # A cut multi-byte character at the sample's end is not a GBK hint.
+            encoding = "utf-8" if exc.start >= len(sample) - 3 else "gb18030"
+    if b"\x00" in sample[:4096] and encoding != "utf-16":
+        raise TableError(f"{name}: this looks like a binary file, not CSV or XLSX")
+    text = sample.decode(encoding, errors="replace")
+    first_lines = "\n".join(text.splitlines()[:20])
+    try:
+        delimiter = csv.Sniffer().sniff(first_lines, delimiters=",;\t|").delimiter
+    except csv.Error:
+        counts = {d: first_lines.count(d) for d in ",;\t|"}
+        delimiter = max(counts, key=counts.get) if max(counts.values()) else ","
+    return encoding, delimiter
+
+
 class TableReader:
     """Read ``path`` (CSV or XLSX) as chunks of records keyed by canonical field names.
 
@@ -121,26 +148,7 @@ class TableReader:
     def _sniff(self, raw: IO[bytes]) -> None:
         sample = raw.read(64 * 1024)
         raw.seek(0)
-        if sample.startswith(codecs.BOM_UTF16_LE) or sample.startswith(codecs.BOM_UTF16_BE):
-            self.encoding = "utf-16"
-        elif sample.startswith(codecs.BOM_UTF8):
-            self.encoding = "utf-8-sig"
-        else:
-            try:
-                sample.decode("utf-8")
-                self.encoding = "utf-8"
-            except UnicodeDecodeError as exc:
-                # A cut multi-byte character at the sample's end is not a GBK hint.
-                self.encoding = "utf-8" if exc.start >= len(sample) - 3 else "gb18030"
-        if b"\x00" in sample[:4096] and self.encoding != "utf-16":
-            raise TableError(f"{self.path.name}: this looks like a binary file, not CSV or XLSX")
-        text = sample.decode(self.encoding if self.encoding != "utf-16" else "utf-16", errors="replace")
-        first_lines = "\n".join(text.splitlines()[:20])
-        try:
-            self.delimiter = csv.Sniffer().sniff(first_lines, delimiters=",;\t|").delimiter
-        except csv.Error:
-            counts = {d: first_lines.count(d) for d in ",;\t|"}
-            self.delimiter = max(counts, key=counts.get) if max(counts.values()) else ","
+        self.encoding, self.delimiter = sniff_csv(sample, self.path.name)
 
     def _decode(self, line: bytes) -> str:
         # Files assembled from several systems mix encodings line by line.
