@@ -109,6 +109,38 @@ def parse_eol(text) -> EolSpec:
     return EolSpec(v, unit)
 
 
+def parse_fit_until_list(text) -> list[str]:
+    """Split points of a sweep: ``--fit-until`` with commas (``0.3,0.5,0.7``) and/or ranges
+    ``start:stop:step`` (``60:110:10``, stop included), each item parsed by :func:`parse_fit_until`.
+
+    Returns the items as text (the report names each split as given); a single value gives one item.
+    """
+    items = []
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        if ":" in part:
+            bits = part.split(":")
+            suffix = re.sub(r"^[0-9.]*", "", bits[0])  # 30%:70%:10% or 0.5t:...: the unit of the first bound
+            try:
+                a, b, step = (float(re.sub(r"[a-z%]+$", "", x.lower())) for x in bits)
+            except ValueError:
+                raise BacktestError(f"--fit-until {text!r}: a range is start:stop:step, e.g. 60:110:10 or 0.3:0.7:0.1") from None
+            if len(bits) != 3 or step <= 0 or b < a:
+                raise BacktestError(f"--fit-until {text!r}: a range is start:stop:step with step > 0 and stop >= start")
+            n = int(math.floor((b - a) / step + 1e-9)) + 1
+            if n > 200:
+                raise BacktestError(f"--fit-until {text!r}: {n} split points; at most 200")
+            items += [f"{a + i * step:.10g}{suffix}" for i in range(n)]
+        else:
+            items.append(part)
+    if not items:
+        raise BacktestError(f"--fit-until {text!r}: no split point")
+    for it in items:
+        parse_fit_until(it)
+    return items
+
+
 def parse_fit_until(text) -> SplitSpec:
     """Parse ``--fit-until``: ``180`` (a value of t) or ``0.5``/``50%`` (fraction of each cell's life).
 
@@ -813,3 +845,48 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
     summary = summarise("model")
     summary["baselines"] = {"linear": summarise("linear"), "sqrt": summarise("sqrt"), "power_law": summarise("power_law")}
     return {"cells": cells_out, "summary": summary}
+
+
+SWEEP_KEYS = ("capacity_mae_pp", "rul_mae", "rul_mre", "coverage_p10_p90")
+
+
+def run_backtest_sweep(df: pd.DataFrame, kind: str, eol, fit_until_items, **kw) -> dict:
+    """The backtest at several split points (:func:`parse_fit_until_list`), and their means.
+
+    One split is one draw: the held-out errors of cells that share test sessions or a cohort fit are
+    correlated, so a single split's coverage or RUL error swings from one split point to the next.
+    Returns ``splits`` (each split's ``fit_until`` and ``summary``, with ``rul_rel_mean``, the RUL
+    error relative to the remaining life) and ``mean`` per method: the mean of each summary figure
+    over the splits that have it, coverage's lowest and highest value, and for the baselines the
+    number of splits where the model's figure is lower (``model_better``).
+    """
+    splits = []
+    for item in fit_until_items:
+        report = run_backtest(df, kind, eol, item, **kw)
+        summary = report["summary"]
+        summary["rul_rel_mean"] = remaining_life_mre(report)
+        for name, b in summary["baselines"].items():
+            b["rul_rel_mean"] = remaining_life_mre(report, name)
+        splits.append({"fit_until": item, "summary": summary})
+
+    def figures(pick):
+        rows = [pick(sp["summary"]) for sp in splits]
+        out = {}
+        for k in SWEEP_KEYS + ("rul_rel_mean",):
+            v = [r[k] for r in rows if r.get(k) is not None]
+            out[k] = float(np.mean(v)) if v else None
+            out[f"n_{k}"] = len(v)
+        cov = [r["coverage_p10_p90"] for r in rows if r.get("coverage_p10_p90") is not None]
+        out["coverage_min"], out["coverage_max"] = (float(min(cov)), float(max(cov))) if cov else (None, None)
+        return out
+
+    mean = {"model": figures(lambda s: s)}
+    for name in ("linear", "sqrt", "power_law"):
+        mean[name] = figures(lambda s, n=name: s["baselines"][n])
+        better = {}
+        for k in ("capacity_mae_pp", "rul_mae", "rul_rel_mean"):
+            pairs = [(sp["summary"][k], sp["summary"]["baselines"][name][k]) for sp in splits]
+            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+            better[k] = {"model_better": sum(a < b for a, b in pairs), "of": len(pairs)}
+        mean[name]["model_better"] = better
+    return {"splits": splits, "mean": mean}

@@ -11,7 +11,8 @@ import math
 
 from django.core.management.base import BaseCommand, CommandError
 
-from battloop.health.backtest import BacktestError, load_long_csv, parse_eol, parse_fit_until, remaining_life_mre, run_backtest
+from battloop.health.backtest import (BacktestError, load_long_csv, parse_eol, parse_fit_until, parse_fit_until_list, remaining_life_mre,
+                                      run_backtest, run_backtest_sweep)
 
 
 def _fmt(v, spec=".3g"):
@@ -42,7 +43,9 @@ class Command(BaseCommand):
         bt.add_argument("--kind", required=True, choices=["calendar", "cycle"], help="calendar: t in days; cycle: t in cycles")
         bt.add_argument("--eol", required=True, help="end of life: fraction of each cell's first capacity (0.8, 80%%) or Ah (1.4, 0.88Ah)")
         bt.add_argument("--fit-until", required=True, dest="fit_until",
-                        help="split: a value of t (180) or a fraction of each cell's observed life (0.5, 50%%); a bare number in (0, 1) is a fraction, 1 or more a value of t")
+                        help="split: a value of t (180) or a fraction of each cell's observed life (0.5, 50%%); a bare number in (0, 1) is a fraction, "
+                             "1 or more a value of t. Several split points (0.3,0.5,0.7 or a range 60:110:10) run the backtest at each "
+                             "and report the figures per split and their mean")
         bt.add_argument("--capacity-unit", default="auto", choices=["auto", "ah", "fraction"], dest="capacity_unit",
                         help="unit of the capacity column (auto: fraction when every first value is <= 1.05)")
         bt.add_argument("--chemistry", default=None,
@@ -57,8 +60,14 @@ class Command(BaseCommand):
 
     def _backtest(self, opts):
         try:
+            items = parse_fit_until_list(opts["fit_until"])
+        except BacktestError as exc:
+            raise CommandError(str(exc)) from None
+        if len(items) > 1:
+            return self._sweep(opts, items)
+        try:
             eol = parse_eol(opts["eol"])
-            split = parse_fit_until(opts["fit_until"])
+            split = parse_fit_until(items[0])
             df = load_long_csv(opts["data"])
             report = run_backtest(df, opts["kind"], eol, split, capacity_unit=opts["capacity_unit"], chemistry=opts.get("chemistry"))
         except BacktestError as exc:
@@ -107,3 +116,33 @@ class Command(BaseCommand):
               f"{_fmt(remaining_life_mre(report, name), '.3f'):>9}{_fmt(r['coverage_p10_p90'], '.0%'):>10}{r['n_cells']:>7}")
         w("RUL MRE: mean |predicted - actual end of life| / actual end-of-life t (json summary rul_mre); "
           "of RUL: the same error / true remaining life after the split (each cell's rul_rel_error)")
+
+    def _sweep(self, opts, items):
+        try:
+            eol = parse_eol(opts["eol"])
+            df = load_long_csv(opts["data"])
+            report = run_backtest_sweep(df, opts["kind"], eol, items, capacity_unit=opts["capacity_unit"], chemistry=opts.get("chemistry"))
+        except BacktestError as exc:
+            raise CommandError(str(exc)) from None
+        if opts["json"]:
+            self.stdout.write(json.dumps(_json_safe(report), indent=2))
+            return
+        w = self.stdout.write
+        eol_txt = f"{eol.value:g} Ah" if eol.unit == "ah" else f"{eol.value:.0%} of first capacity"
+        w(f"backtest sweep: {opts['data']} ({opts['kind']}), end of life {eol_txt}, {len(items)} split points")
+        w(f"{'fit until':<11}{'model':>34}{'linear':>24}{'power law':>12}")
+        w(f"{'':<11}{'cap MAE':>9}{'RUL MAE':>9}{'of RUL':>8}{'cov':>8}{'cap MAE':>10}{'RUL MAE':>9}{'of RUL':>8}{'cap MAE':>9}{'cells':>7}")
+        for sp in report["splits"]:
+            s, li, pl = sp["summary"], sp["summary"]["baselines"]["linear"], sp["summary"]["baselines"]["power_law"]
+            w(f"{sp['fit_until']:<11}{_fmt(s['capacity_mae_pp'], '.2f'):>9}{_fmt(s['rul_mae'], '.1f'):>9}{_fmt(s['rul_rel_mean'], '.3f'):>8}"
+              f"{_fmt(s['coverage_p10_p90'], '.0%'):>8}{_fmt(li['capacity_mae_pp'], '.2f'):>10}{_fmt(li['rul_mae'], '.1f'):>9}"
+              f"{_fmt(li['rul_rel_mean'], '.3f'):>8}{_fmt(pl['capacity_mae_pp'], '.2f'):>9}{s['n_cells']:>7}")
+        m, li, pl = report["mean"]["model"], report["mean"]["linear"], report["mean"]["power_law"]
+        w(f"{'mean':<11}{_fmt(m['capacity_mae_pp'], '.2f'):>9}{_fmt(m['rul_mae'], '.1f'):>9}{_fmt(m['rul_rel_mean'], '.3f'):>8}"
+          f"{_fmt(m['coverage_p10_p90'], '.0%'):>8}{_fmt(li['capacity_mae_pp'], '.2f'):>10}{_fmt(li['rul_mae'], '.1f'):>9}"
+          f"{_fmt(li['rul_rel_mean'], '.3f'):>8}{_fmt(pl['capacity_mae_pp'], '.2f'):>9}")
+        w(f"P10-P90 coverage over the splits: {_fmt(m['coverage_min'], '.0%')} to {_fmt(m['coverage_max'], '.0%')}")
+        for name in ("linear", "sqrt", "power_law"):
+            b = report["mean"][name]["model_better"]
+            w(f"model better than {name}: capacity at {b['capacity_mae_pp']['model_better']} of {b['capacity_mae_pp']['of']} splits, "
+              f"RUL at {b['rul_mae']['model_better']} of {b['rul_mae']['of']}")
