@@ -23,6 +23,10 @@ def _fmt(v, spec=".3g"):
     return format(v, spec)
 
 
+def _eol_text(eol) -> str:
+    return f"{eol.value:g} Ah" if eol.unit == "ah" else f"{eol.value:.0%} of first capacity"
+
+
 def _json_safe(o):
     if isinstance(o, float) and not math.isfinite(o):
         return None
@@ -61,22 +65,26 @@ class Command(BaseCommand):
     def _backtest(self, opts):
         try:
             items = parse_fit_until_list(opts["fit_until"])
-        except BacktestError as exc:
-            raise CommandError(str(exc)) from None
-        if len(items) > 1:
-            return self._sweep(opts, items)
-        try:
             eol = parse_eol(opts["eol"])
-            split = parse_fit_until(items[0])
             df = load_long_csv(opts["data"])
-            report = run_backtest(df, opts["kind"], eol, split, capacity_unit=opts["capacity_unit"], chemistry=opts.get("chemistry"))
+            kw = {"capacity_unit": opts["capacity_unit"], "chemistry": opts.get("chemistry")}
+            if len(items) > 1:
+                report = run_backtest_sweep(df, opts["kind"], eol, items, **kw)
+            else:
+                split = parse_fit_until(items[0])
+                report = run_backtest(df, opts["kind"], eol, split, **kw)
         except BacktestError as exc:
             raise CommandError(str(exc)) from None
         if opts["json"]:
             self.stdout.write(json.dumps(_json_safe(report), indent=2))
-            return
+        elif len(items) > 1:
+            self._print_sweep(opts, eol, report)
+        else:
+            self._print_report(opts, eol, split, report)
+
+    def _print_report(self, opts, eol, split, report):
         w = self.stdout.write
-        eol_txt = f"{eol.value:g} Ah" if eol.unit == "ah" else f"{eol.value:.0%} of first capacity"
+        eol_txt = _eol_text(eol)
         split_txt = f"t <= {split.value:g}" if split.unit == "t" else f"first {split.value:.0%} of each cell's life"
         w(f"backtest: {opts['data']} ({opts['kind']}), end of life {eol_txt}, fit on {split_txt}")
         unit = next((c for c in report["cells"] if c["status"] == "ok"), None)
@@ -117,31 +125,23 @@ class Command(BaseCommand):
         w("RUL MRE: mean |predicted - actual end of life| / actual end-of-life t (json summary rul_mre); "
           "of RUL: the same error / true remaining life after the split (each cell's rul_rel_error)")
 
-    def _sweep(self, opts, items):
-        try:
-            eol = parse_eol(opts["eol"])
-            df = load_long_csv(opts["data"])
-            report = run_backtest_sweep(df, opts["kind"], eol, items, capacity_unit=opts["capacity_unit"], chemistry=opts.get("chemistry"))
-        except BacktestError as exc:
-            raise CommandError(str(exc)) from None
-        if opts["json"]:
-            self.stdout.write(json.dumps(_json_safe(report), indent=2))
-            return
+    def _print_sweep(self, opts, eol, report):
         w = self.stdout.write
-        eol_txt = f"{eol.value:g} Ah" if eol.unit == "ah" else f"{eol.value:.0%} of first capacity"
-        w(f"backtest sweep: {opts['data']} ({opts['kind']}), end of life {eol_txt}, {len(items)} split points")
+        eol_txt = _eol_text(eol)
+        w(f"backtest sweep: {opts['data']} ({opts['kind']}), end of life {eol_txt}, {len(report['splits'])} split points")
         w(f"{'fit until':<11}{'model':>34}{'linear':>24}{'power law':>12}")
         w(f"{'':<11}{'cap MAE':>9}{'RUL MAE':>9}{'of RUL':>8}{'cov':>8}{'cap MAE':>10}{'RUL MAE':>9}{'of RUL':>8}{'cap MAE':>9}{'cells':>7}")
-        for sp in report["splits"]:
-            s, li, pl = sp["summary"], sp["summary"]["baselines"]["linear"], sp["summary"]["baselines"]["power_law"]
-            w(f"{sp['fit_until']:<11}{_fmt(s['capacity_mae_pp'], '.2f'):>9}{_fmt(s['rul_mae'], '.1f'):>9}{_fmt(s['rul_rel_mean'], '.3f'):>8}"
+
+        def row(label, s, li, pl, cells=""):
+            w(f"{label:<11}{_fmt(s['capacity_mae_pp'], '.2f'):>9}{_fmt(s['rul_mae'], '.1f'):>9}{_fmt(s['rul_rel_mean'], '.3f'):>8}"
               f"{_fmt(s['coverage_p10_p90'], '.0%'):>8}{_fmt(li['capacity_mae_pp'], '.2f'):>10}{_fmt(li['rul_mae'], '.1f'):>9}"
-              f"{_fmt(li['rul_rel_mean'], '.3f'):>8}{_fmt(pl['capacity_mae_pp'], '.2f'):>9}{s['n_cells']:>7}")
-        m, li, pl = report["mean"]["model"], report["mean"]["linear"], report["mean"]["power_law"]
-        w(f"{'mean':<11}{_fmt(m['capacity_mae_pp'], '.2f'):>9}{_fmt(m['rul_mae'], '.1f'):>9}{_fmt(m['rul_rel_mean'], '.3f'):>8}"
-          f"{_fmt(m['coverage_p10_p90'], '.0%'):>8}{_fmt(li['capacity_mae_pp'], '.2f'):>10}{_fmt(li['rul_mae'], '.1f'):>9}"
-          f"{_fmt(li['rul_rel_mean'], '.3f'):>8}{_fmt(pl['capacity_mae_pp'], '.2f'):>9}")
-        w(f"P10-P90 coverage over the splits: {_fmt(m['coverage_min'], '.0%')} to {_fmt(m['coverage_max'], '.0%')}")
+              f"{_fmt(li['rul_rel_mean'], '.3f'):>8}{_fmt(pl['capacity_mae_pp'], '.2f'):>9}{cells:>7}")
+        for sp in report["splits"]:
+            b = sp["summary"]["baselines"]
+            row(sp["fit_until"], sp["summary"], b["linear"], b["power_law"], sp["summary"]["n_cells"])
+        m = report["mean"]
+        row("mean", m["model"], m["linear"], m["power_law"])
+        w(f"P10-P90 coverage over the splits: {_fmt(m['model']['coverage_min'], '.0%')} to {_fmt(m['model']['coverage_max'], '.0%')}")
         for name in ("linear", "sqrt", "power_law"):
             b = report["mean"][name]["model_better"]
             w(f"model better than {name}: capacity at {b['capacity_mae_pp']['model_better']} of {b['capacity_mae_pp']['of']} splits, "
