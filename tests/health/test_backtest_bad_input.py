@@ -8,6 +8,7 @@ from django.core.management.base import CommandError
 
 from battloop.health.backtest import (BacktestError, load_long_csv, parse_eol, parse_fit_until, robust_eol, run_backtest,
                                       validate_frame)
+from battloop.health.trajectory import fit_cohort
 
 
 def synthetic(n_cells=4, n=200, rate=0.001, noise=0.002, seed=0, start=0):
@@ -214,7 +215,6 @@ def test_forecast_capacity_never_falls_below_zero(nasa_long):
     r = run_backtest(nasa_long, "cycle", "1.4Ah", "75")
     for c in r["cells"]:
         assert c["model"]["predicted_capacity_last"] >= 0.0, c["cell_id"]
-    from battloop.health.trajectory import fit_cohort
     series = {k: (g.t.to_numpy(float)[g.t <= 75], (g.capacity / g.capacity.iloc[0]).to_numpy()[g.t <= 75])
               for k, g in nasa_long.sort_values("t").groupby("cell_id")}
     cohort = fit_cohort(series, "cycle")

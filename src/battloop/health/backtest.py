@@ -57,6 +57,8 @@ from .trajectory import (Z_P10, Z_P90, TrajectoryError, cohort_exponent, crossin
                          robust_scale)
 
 REQUIRED = ("cell_id", "t", "capacity")
+#: the per-cell fits a dashboard would run, reported next to the model on the same split
+BASELINES = ("linear", "sqrt", "power_law")
 OPTIONAL = ("temperature_c", "soc")
 KINDS = ("calendar", "cycle")
 
@@ -735,11 +737,12 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
         cut = split.cut(s.t[0], s.t[-1])
         # outliers are judged inside the fit window only: a point at the split must not be kept or
         # dropped because of what the held-out points do after it
-        m = s.t <= cut + 1e-9
-        m[m] = outlier_free(s.cap[m])
-        n_out = int((s.t <= cut + 1e-9).sum() - m.sum())
+        in_window = s.t <= cut + 1e-9
+        m = in_window.copy()
+        m[in_window] = outlier_free(s.cap[in_window])
+        dropped = s.t[in_window & ~m]
+        n_out = dropped.size
         if n_out:
-            dropped = s.t[(s.t <= cut + 1e-9) & ~m]
             shown = ", ".join(f"{x:g}" for x in dropped[:5]) + (" ..." if n_out > 5 else "")
             note.append(f"{n_out} isolated outlier point(s) left out of the fit (still scored) at t = {shown}")
         if m.sum() < 2:
@@ -763,7 +766,7 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
     except TrajectoryError as exc:
         raise BacktestError(str(exc)) from None
 
-    methods = ("model", "linear", "sqrt", "power_law")
+    methods = ("model",) + BASELINES
     per_method = {m: [] for m in methods}
     for cid, (s, cut, note) in test_set.items():
         ref = s.first_capacity
@@ -843,11 +846,12 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
                 "n_cells": len(rows)}
 
     summary = summarise("model")
-    summary["baselines"] = {"linear": summarise("linear"), "sqrt": summarise("sqrt"), "power_law": summarise("power_law")}
+    summary["baselines"] = {name: summarise(name) for name in BASELINES}
     return {"cells": cells_out, "summary": summary}
 
 
-SWEEP_KEYS = ("capacity_mae_pp", "rul_mae", "rul_mre", "coverage_p10_p90")
+#: the sweep's figures: the summary's, and the RUL error relative to the remaining life
+SWEEP_KEYS = ("capacity_mae_pp", "rul_mae", "rul_mre", "coverage_p10_p90", "rul_rel_mean")
 
 
 def run_backtest_sweep(df: pd.DataFrame, kind: str, eol, fit_until_items, **kw) -> dict:
@@ -872,7 +876,7 @@ def run_backtest_sweep(df: pd.DataFrame, kind: str, eol, fit_until_items, **kw) 
     def figures(pick):
         rows = [pick(sp["summary"]) for sp in splits]
         out = {}
-        for k in SWEEP_KEYS + ("rul_rel_mean",):
+        for k in SWEEP_KEYS:
             v = [r[k] for r in rows if r.get(k) is not None]
             out[k] = float(np.mean(v)) if v else None
             out[f"n_{k}"] = len(v)
@@ -881,7 +885,7 @@ def run_backtest_sweep(df: pd.DataFrame, kind: str, eol, fit_until_items, **kw) 
         return out
 
     mean = {"model": figures(lambda s: s)}
-    for name in ("linear", "sqrt", "power_law"):
+    for name in BASELINES:
         mean[name] = figures(lambda s, n=name: s["baselines"][n])
         better = {}
         for k in ("capacity_mae_pp", "rul_mae", "rul_rel_mean"):

@@ -275,11 +275,14 @@ class SeriesFit:
     def rate_multiplier(self) -> float:
         return float(np.exp(self.power.params[1])) if self.power is not None else float("nan")
 
-    def _mix(self, t):
-        t = np.atleast_1d(np.asarray(t, dtype=float))
+    def _weighted(self):
         keys = [k for k in self.curves if self.weights.get(k, 0) > 0]
         w = np.array([self.weights[k] for k in keys])
-        w = w / w.sum()
+        return keys, w / w.sum()
+
+    def _mix(self, t):
+        t = np.atleast_1d(np.asarray(t, dtype=float))
+        keys, w = self._weighted()
         mus = np.stack([self.curves[k].mean(t) for k in keys])
         pvs = np.stack([self.curves[k].par_var(t) for k in keys])
         mu = w @ mus
@@ -287,17 +290,22 @@ class SeriesFit:
         return t, mu, w @ pvs + between
 
     def mean(self, t):
-        return self._mix(t)[1]
+        # the weighted mean alone: the parameter variances of _mix are not needed for it
+        t = np.atleast_1d(np.asarray(t, dtype=float))
+        keys, w = self._weighted()
+        return w @ np.stack([self.curves[k].mean(t) for k in keys])
 
-    def sd(self, t):
-        t, mu, var = self._mix(t)
-        mu_end = self._mix(np.array([self.t_end if self.t_anchor is None else self.t_anchor]))[1][0]
+    def _sd(self, t, mu, var):
+        mu_end = self.mean(np.array([self.t_end if self.t_anchor is None else self.t_anchor]))[0]
         change = np.where(t > self.t_end, np.abs(mu_end - mu), 0.0)
         return np.sqrt(self.noise_sd**2 + self.var_scale * var + (self.kappa * change) ** 2)
 
+    def sd(self, t):
+        return self._sd(*self._mix(t))
+
     def quantiles(self, t, z=(Z_P10, Z_P50, Z_P90)):
         t, mu, var = self._mix(t)
-        sd = self.sd(t)
+        sd = self._sd(t, mu, var)
         return np.maximum(np.array([mu + zi * sd for zi in z]), 0.0)
 
     def crossing_times(self, threshold, z=(Z_P10, Z_P50, Z_P90), t_max=None):
@@ -483,6 +491,8 @@ def _mixture_score(inner, weights, tau) -> float:
 
 def _choose_knee_pooling(inner, weights, tau, noise):
     """Pooling strength of the knee growth (see :data:`KNEE_POOL_GRID`) and the splits refitted with it."""
+    if len(KNEE_POOL_GRID) < 2:  # a one-point grid (0,) turns pooling off
+        return 0.0, inner
     centres = {}
     for frac in {sp.frac for sp in inner}:
         centres[frac] = _knee_centre((sp.curves.get("exp_recent"), sp.t_fit[-1]) for sp in inner if sp.frac == frac)
@@ -501,24 +511,24 @@ def _choose_knee_pooling(inner, weights, tau, noise):
         return trial
 
     base = _mixture_score(inner, weights, tau)
-    best, best_inner, best_score = 0.0, inner, base
-    tried = {0.0}
-    step = KNEE_POOL_GRID[1] - KNEE_POOL_GRID[0] if len(KNEE_POOL_GRID) > 1 else 0.0
+    best = (base, 0.0, inner)  # (score, pool, splits)
+
+    def consider(pool):
+        nonlocal best
+        trial = refit(pool)
+        best = min(best, (_mixture_score(trial, weights, tau), pool, trial), key=lambda b: b[0])
+
     # the grid, then half a step either side of its best point
-    for pools in (KNEE_POOL_GRID[1:], None):
-        if pools is None:
-            pools = [p for p in (best - step / 2, best + step / 2) if 0.0 < p <= 1.0] if step > 0 else []
-        for pool in pools:
-            if pool in tried:
-                continue
-            tried.add(pool)
-            trial = refit(pool)
-            score = _mixture_score(trial, weights, tau)
-            if score < best_score:
-                best, best_inner, best_score = pool, trial, score
-    if best_score > (1.0 - KNEE_POOL_MIN_GAIN) * base:
+    for pool in KNEE_POOL_GRID[1:]:
+        consider(pool)
+    half_step = (KNEE_POOL_GRID[1] - KNEE_POOL_GRID[0]) / 2
+    for pool in (best[1] - half_step, best[1] + half_step):
+        if 0.0 < pool <= 1.0:
+            consider(pool)
+    score, pool, splits = best
+    if score > (1.0 - KNEE_POOL_MIN_GAIN) * base:
         return 0.0, inner
-    return best, best_inner
+    return pool, splits
 
 
 #: Trend forms considered per kind. Calendar fade of stored or float-charged

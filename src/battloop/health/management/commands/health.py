@@ -11,8 +11,8 @@ import math
 
 from django.core.management.base import BaseCommand, CommandError
 
-from battloop.health.backtest import (BacktestError, load_long_csv, parse_eol, parse_fit_until, parse_fit_until_list, remaining_life_mre,
-                                      run_backtest, run_backtest_sweep)
+from battloop.health.backtest import (BASELINES, BacktestError, load_long_csv, parse_eol, parse_fit_until, parse_fit_until_list,
+                                      remaining_life_mre, run_backtest, run_backtest_sweep)
 
 
 def _fmt(v, spec=".3g"):
@@ -142,7 +142,7 @@ class Command(BaseCommand):
         m = report["mean"]
         row("mean", m["model"], m["linear"], m["power_law"])
         w(f"P10-P90 coverage over the splits: {_fmt(m['model']['coverage_min'], '.0%')} to {_fmt(m['model']['coverage_max'], '.0%')}")
-        for name in ("linear", "sqrt", "power_law"):
+        for name in BASELINES:
             b = report["mean"][name]["model_better"]
             w(f"model better than {name}: capacity at {b['capacity_mae_pp']['model_better']} of {b['capacity_mae_pp']['of']} splits, "
               f"RUL at {b['rul_mae']['model_better']} of {b['rul_mae']['of']}")
