@@ -133,9 +133,9 @@ class Command(BaseCommand):
         w(f"{'':<11}{'cap MAE':>9}{'RUL MAE':>9}{'of RUL':>8}{'cov':>8}{'cap MAE':>10}{'RUL MAE':>9}{'of RUL':>8}{'cap MAE':>9}{'cells':>7}")
 
         def row(label, s, li, pl, cells=""):
-            w(f"{label:<11}{_fmt(s['capacity_mae_pp'], '.2f'):>9}{_fmt(s['rul_mae'], '.1f'):>9}{_fmt(s['rul_rel_mean'], '.3f'):>8}"
-              f"{_fmt(s['coverage_p10_p90'], '.0%'):>8}{_fmt(li['capacity_mae_pp'], '.2f'):>10}{_fmt(li['rul_mae'], '.1f'):>9}"
-              f"{_fmt(li['rul_rel_mean'], '.3f'):>8}{_fmt(pl['capacity_mae_pp'], '.2f'):>9}{cells:>7}")
+            w((f"{label:<11}{_fmt(s['capacity_mae_pp'], '.2f'):>9}{_fmt(s['rul_mae'], '.1f'):>9}{_fmt(s['rul_rel_mean'], '.3f'):>8}"
+               f"{_fmt(s['coverage_p10_p90'], '.0%'):>8}{_fmt(li['capacity_mae_pp'], '.2f'):>10}{_fmt(li['rul_mae'], '.1f'):>9}"
+               f"{_fmt(li['rul_rel_mean'], '.3f'):>8}{_fmt(pl['capacity_mae_pp'], '.2f'):>9}{cells:>7}").rstrip())
         for sp in report["splits"]:
             b = sp["summary"]["baselines"]
             row(sp["fit_until"], sp["summary"], b["linear"], b["power_law"], sp["summary"]["n_cells"])
