@@ -114,11 +114,72 @@ def test_capacity_above_rated_fraction_is_kept_and_noted():
     assert c["model"]["capacity_error_pp"] < 0.5
 
 
-def test_negative_time_is_refused_with_the_line():
-    df = synthetic()
+def test_bad_rows_are_quarantined_by_line_and_the_rest_is_fitted():
+    # one bad row of a long export must not sink the run: it is left out and named in its cell's notes
+    df = synthetic().astype({"t": object, "capacity": object})
     df.loc[5, "t"] = -3
-    with pytest.raises(BacktestError, match=r"line 7.*negative"):
-        run_backtest(validate_frame(df), "cycle", "0.8", "50")
+    df.loc[7, "capacity"] = 0.0
+    df.loc[9, "capacity"] = "n/a"
+    df.loc[205, "t"] = "ten"
+    df.loc[11, "capacity"] = np.nan  # an empty cell of the export
+    r = run_backtest(validate_frame(df, source="lab.csv"), "cycle", "0.8", "50")
+    by_id = {c["cell_id"]: c for c in r["cells"]}
+    notes = by_id["c0"]["notes"]
+    assert any(n.startswith("lab.csv line 7: t = -3 is negative") for n in notes), notes
+    assert any(n.startswith("lab.csv line 9: capacity 0 must be positive") for n in notes), notes
+    assert any(n.startswith("lab.csv line 11: field capacity: 'n/a' is not a number") for n in notes), notes
+    assert "1 row(s) without a capacity value left out (line 13)" in notes
+    assert any(n.startswith("lab.csv line 207: field t: 'ten' is not a number") for n in by_id["c1"]["notes"])
+    assert not any("line" in n for n in by_id["c2"]["notes"])
+    assert r["summary"]["n_cells"] == 4
+    # the other rows are fitted as if the bad ones had never been there
+    clean = synthetic().drop(index=[5, 7, 9, 11, 205])
+    assert r["summary"]["capacity_mae_pp"] == pytest.approx(run_backtest(clean, "cycle", "0.8", "50")["summary"]["capacity_mae_pp"])
+
+
+def test_many_bad_rows_of_a_cell_are_counted_after_the_first_few():
+    df = synthetic()
+    df.loc[10:29, "capacity"] = -1.0
+    notes = {c["cell_id"]: c for c in run_backtest(df, "cycle", "0.8", "50")["cells"]}["c0"]["notes"]
+    assert sum("must be positive" in n for n in notes) == 5
+    assert any("and 15 more row(s)" in n for n in notes), notes
+
+
+def test_when_every_row_is_rejected_the_error_names_the_first():
+    df = synthetic().assign(capacity="abc")
+    with pytest.raises(BacktestError, match=r"800 row\(s\) were rejected, the first: input line 2: field capacity: 'abc'"):
+        run_backtest(df, "cycle", "0.8", "50")
+
+
+def test_a_bad_temperature_loses_the_temperature_not_the_capacity(naumann_long):
+    df = naumann_long.astype({"temperature_c": float})
+    i = df.index[df.cell_id == df.cell_id.iloc[0]][3]
+    df.loc[i, "temperature_c"] = 298.15  # Kelvin in a Celsius column
+    r = run_backtest(df, "calendar", "0.8", "180")
+    cell = next(c for c in r["cells"] if c["cell_id"] == df.cell_id.iloc[0])
+    assert any("298.15 lies outside -60..120 C" in n and "Kelvin" in n for n in cell["notes"]), cell["notes"]
+    assert cell["n_fit"] + cell["n_test"] == (naumann_long.cell_id == df.cell_id.iloc[0]).sum()
+    # the gap is filled from the neighbouring readings, so the forecast is the one of the clean data
+    same = run_backtest(naumann_long, "calendar", "0.8", "180")
+    assert r["summary"]["capacity_mae_pp"] == pytest.approx(same["summary"]["capacity_mae_pp"])
+
+
+def test_decimal_commas_of_semicolon_exports_are_read_as_numbers(tmp_path):
+    df = synthetic()
+    plain = tmp_path / "plain.csv"
+    df.to_csv(plain, index=False)
+    euro = tmp_path / "euro.csv"
+    df.to_csv(euro, index=False, sep=";", decimal=",")
+    assert "," in euro.read_text().splitlines()[1]
+    a, b = load_long_csv(plain), load_long_csv(euro)
+    pd.testing.assert_frame_equal(a, b)
+    # a stray text value in such a column is still named, not silently converted
+    text = euro.read_text().splitlines()
+    text[3] = text[3].rsplit(";", 1)[0] + ";about 1,9"
+    euro.write_text("\n".join(text) + "\n")
+    c = load_long_csv(euro)
+    assert c.row_note.isna().sum() == len(c) - 1
+    assert c.row_note.iloc[2] == f"{euro} line 4: field capacity: 'about 1,9' is not a number"
 
 
 def test_non_monotonic_time_is_sorted_and_noted():
@@ -146,8 +207,10 @@ def test_nan_temperatures_are_ignored_and_noted(naumann_long):
 
 def test_non_numeric_value_names_line_and_field():
     df = pd.DataFrame({"cell_id": ["a", "a"], "t": ["0", "ten"], "capacity": [1.0, 0.9]})
-    with pytest.raises(BacktestError, match=r"line 3, field t"):
-        validate_frame(df)
+    out = validate_frame(df)
+    assert pd.isna(out.row_note.iloc[0])
+    assert out.row_note.iloc[1] == "input line 3: field t: 'ten' is not a number"
+    assert np.isnan(out.t.iloc[1]) and np.isnan(out.capacity.iloc[1])
 
 
 def test_missing_column_is_named():

@@ -181,11 +181,14 @@ def test_rows_without_capacity_still_set_the_pace():
 
 @pytest.mark.parametrize("field,value,message", [("temperature_c", 298.15, "looks like Kelvin"), ("temperature_c", -274.0, "outside -60..120"),
                                                  ("soc", 50.0, "a fraction")])
-def test_implausible_conditions_are_refused_with_the_line(naumann_long, field, value, message):
+def test_implausible_conditions_are_named_with_the_line_and_left_out(naumann_long, field, value, message):
     df = naumann_long.astype({field: float})
     df.loc[df.index[40], field] = value
-    with pytest.raises(BacktestError, match=rf"line 42, cell .*field {field}: .*{message}"):
-        run_backtest(df, "calendar", "0.8", "180")
+    r = run_backtest(df, "calendar", "0.8", "180")
+    cell = next(c for c in r["cells"] if c["cell_id"] == df.cell_id.iloc[40])
+    assert any(n.startswith(f"input line 42: field {field}: ") and message in n for n in cell["notes"]), cell["notes"]
+    # the condition is left out (filled from the neighbours), the capacity of that row is kept
+    assert r["summary"] == run_backtest(naumann_long, "calendar", "0.8", "180")["summary"]
 
 
 def test_a_soc_change_takes_the_chemistry_soc_law_when_the_cohort_has_one_soc_level(naumann_long):

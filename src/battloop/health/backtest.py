@@ -165,17 +165,42 @@ def parse_fit_until(text) -> SplitSpec:
     return SplitSpec(v, "t")
 
 
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d*,\d+\s*")
+_DECIMAL_POINT = re.compile(r"\s*[+-]?\d*\.\d+([eE][+-]?\d+)?\s*")
+
+
+def _decimal_commas(df: pd.DataFrame) -> pd.DataFrame:
+    """Numeric columns written with a decimal comma (``1,856``), as European lab tools export them
+    next to a semicolon or TAB delimiter, read as numbers. A column is taken to use the decimal
+    comma when some value has one and no value has a decimal point; only the values of that form
+    are converted, so a stray text value still reaches :func:`validate_frame` and is named there."""
+    df = df.copy()
+    for col in df.columns:
+        if str(col).strip().lower() not in REQUIRED[1:] + OPTIONAL or pd.api.types.is_numeric_dtype(df[col]):
+            continue
+        text = df[col].astype(object).where(df[col].notna())
+        comma = text.map(lambda v: isinstance(v, str) and bool(_DECIMAL_COMMA.fullmatch(v)))
+        point = text.map(lambda v: isinstance(v, str) and bool(_DECIMAL_POINT.fullmatch(v)))
+        if comma.any() and not point.any():
+            text[comma] = text[comma].str.replace(",", ".", regex=False).str.strip().astype(float)
+            df[col] = text
+    return df
+
+
 def load_long_csv(path) -> pd.DataFrame:
     """Read a long-form CSV and check its columns (names the file and the missing column).
 
     The delimiter (``, ; TAB |``) and the encoding (UTF-8 with or without BOM, UTF-16, GB18030)
     are sniffed as for registry imports (:func:`battloop.registry.tabular.sniff_csv`): lab and
-    NMS exports from European and Chinese tools use semicolons and GBK.
+    NMS exports from European and Chinese tools use semicolons and GBK, and the European ones
+    decimal commas (:func:`_decimal_commas`).
     """
     try:
         with open(path, "rb") as fh:
             encoding, delimiter = sniff_csv(fh.read(64 * 1024), str(path))
         df = pd.read_csv(path, sep=delimiter, encoding=encoding)
+        if delimiter != ",":
+            df = _decimal_commas(df)
     except FileNotFoundError:
         raise BacktestError(f"{path}: file not found") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, TableError) as exc:
@@ -183,34 +208,67 @@ def load_long_csv(path) -> pd.DataFrame:
     return validate_frame(df, source=str(path))
 
 
+#: rejected rows named one by one in a cell's notes; the rest are counted
+ROW_NOTES_SHOWN = 5
+
+
 def validate_frame(df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
+    """Check the long-form columns and quarantine bad rows instead of failing the whole input.
+
+    A row whose ``t`` or ``capacity`` is not a number, whose ``t`` is negative or whose capacity
+    is not positive is left out; a ``temperature_c`` or ``soc`` outside its physical range is
+    cleared (the gap is filled from the cell's neighbouring readings) and the capacity kept. Each
+    such row's reason, with its line in ``source`` (header = line 1), is kept in the column
+    ``row_note`` and reaches its cell's notes (:func:`clean_series`). A frame validated before
+    (a loaded file) keeps its own line numbers and reasons.
+    """
     df = df.rename(columns={c: str(c).strip().lower() for c in df.columns})
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise BacktestError(f"{source}: missing column(s) {', '.join(missing)}; expected cell_id, t, capacity [, temperature_c, soc]")
-    out = pd.DataFrame({"cell_id": df["cell_id"].astype(str)})
+    out = pd.DataFrame({"cell_id": df["cell_id"].astype(str).to_numpy()})
+    out["line"] = df["line"].to_numpy() if "line" in df.columns else np.arange(len(df)) + 2
+    notes = df["row_note"].to_numpy(dtype=object) if "row_note" in df.columns else np.full(len(df), None, dtype=object)
+
+    def flag(bad, why):
+        for i in np.nonzero(np.asarray(bad) & pd.isna(notes))[0]:
+            notes[i] = f"{source} line {out['line'].iloc[i]}: {why(i)}"
+
     for col in ("t", "capacity") + tuple(c for c in OPTIONAL if c in df.columns):
-        vals = pd.to_numeric(df[col], errors="coerce")
-        bad = vals.isna() & df[col].notna()
-        if bad.any():
-            i = int(np.nonzero(bad.to_numpy())[0][0])
-            raise BacktestError(f"{source}: line {i + 2}, field {col}: {df[col].iloc[i]!r} is not a number")
-        out[col] = vals.astype(float)
-    # (rows that fail, what to say about the first of them after its line and cell)
-    checks = [(out["t"] < 0, lambda i: f": t = {out['t'].iloc[i]} is negative; t counts days or cycles from the start of the test"),
-              (out["capacity"] <= 0, lambda i: f": capacity {out['capacity'].iloc[i]} must be positive")]
+        raw = df[col].reset_index(drop=True)
+        vals = pd.to_numeric(raw, errors="coerce")
+        flag(vals.isna() & raw.notna(), lambda i, col=col, raw=raw: f"field {col}: {raw.iloc[i]!r} is not a number")
+        out[col] = vals.astype(float).to_numpy()
+    flag(out["t"] < 0, lambda i: f"t = {out['t'].iloc[i]:g} is negative; t counts days or cycles from the start of the test")
+    flag(out["capacity"] <= 0, lambda i: f"capacity {out['capacity'].iloc[i]:g} must be positive")
+    # a row without a usable t or capacity is left out; a bad condition only loses that field
+    rejected = (out["t"] < 0) | (out["capacity"] <= 0)
+    for col in ("t", "capacity"):
+        rejected |= out[col].isna() & df[col].reset_index(drop=True).notna()
+    out.loc[rejected.to_numpy(), ["t", "capacity"]] = np.nan
     if "temperature_c" in out:
-        checks.append(((out["temperature_c"] <= -60) | (out["temperature_c"] > 120),
-                       lambda i: f", field temperature_c: {out['temperature_c'].iloc[i]:g} lies outside -60..120 C "
-                                 "(above 120 looks like Kelvin: subtract 273.15)"))
+        bad = (out["temperature_c"] <= -60) | (out["temperature_c"] > 120)
+        flag(bad, lambda i: f"field temperature_c: {out['temperature_c'].iloc[i]:g} lies outside -60..120 C "
+                            "(above 120 looks like Kelvin: subtract 273.15); the temperature is left out, the capacity kept")
+        out.loc[bad.to_numpy(), "temperature_c"] = np.nan
     if "soc" in out:
-        checks.append(((out["soc"] < 0) | (out["soc"] > 1.05),
-                       lambda i: f", field soc: {out['soc'].iloc[i]:g} lies outside 0..1 (a fraction: 50 % is 0.5)"))
-    for bad, why in checks:
-        if bad.any():
-            i = int(np.nonzero(bad.to_numpy())[0][0])
-            raise BacktestError(f"{source}: line {i + 2}, cell {out['cell_id'].iloc[i]}{why(i)}")
+        bad = (out["soc"] < 0) | (out["soc"] > 1.05)
+        flag(bad, lambda i: f"field soc: {out['soc'].iloc[i]:g} lies outside 0..1 (a fraction: 50 % is 0.5); "
+                            "the soc is left out, the capacity kept")
+        out.loc[bad.to_numpy(), "soc"] = np.nan
+    out["row_note"] = notes
     return out
+
+
+def row_notes(g: pd.DataFrame) -> list[str]:
+    """The quarantine notes of one cell's rows (:func:`validate_frame`): the first few by line, then a count."""
+    if "row_note" not in g.columns:
+        return []
+    found = [n for n in g["row_note"] if isinstance(n, str)]
+    shown = found[:ROW_NOTES_SHOWN]
+    if len(found) > len(shown):
+        shown.append(f"... and {len(found) - len(shown)} more row(s) with a problem (first ones above)")
+    return shown
 
 
 @dataclass
@@ -240,14 +298,18 @@ def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
     (:func:`robust_eol`), so single-cycle dips (CALCE CS2_38 at cycle 118) do
     not count as end of life.
     """
-    notes = []
+    notes = row_notes(g)
     # rows with conditions but no capacity still tell the stress clock what the cell went through
     cond_cols = [c for c in OPTIONAL if c in g.columns]
     cond = g.dropna(subset=["t"]).groupby("t", sort=True)[cond_cols].mean() if cond_cols else None
-    n_cond_only = int((g["capacity"].isna() & g["t"].notna()).sum())
+    no_capacity = g["capacity"].isna() & g["t"].notna()
+    if "row_note" in g.columns:  # rows quarantined for a reason are already named above
+        no_capacity &= g["row_note"].isna()
+    n_cond_only = int(no_capacity.sum())
+    empty_lines = g.loc[no_capacity, "line"].tolist() if "line" in g.columns else []
     g = g.dropna(subset=["t", "capacity"])
     if len(g) == 0:
-        raise BacktestError(f"cell {cell_id}: no row with both t and capacity")
+        raise BacktestError(f"cell {cell_id}: no row with both t and capacity" + (f" ({'; '.join(notes)})" if notes else ""))
     if not g["t"].is_monotonic_increasing:
         notes.append("rows were not in time order and were sorted")
         g = g.sort_values("t", kind="stable")
@@ -268,6 +330,9 @@ def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
     cond_soc = _fill_rows(cond_t, cond["soc"].to_numpy(float)) if soc is not None else None
     if n_cond_only and (cond_temp is not None or cond_soc is not None):
         notes.append(f"{n_cond_only} row(s) without capacity kept for their conditions")
+    elif n_cond_only:
+        shown = ", ".join(str(int(x)) for x in empty_lines[:ROW_NOTES_SHOWN]) + (" ..." if len(empty_lines) > ROW_NOTES_SHOWN else "")
+        notes.append(f"{n_cond_only} row(s) without a capacity value left out" + (f" (line {shown})" if shown else ""))
     return CleanSeries(cell_id, t, cap, first, notes, temp, soc, cond_t, cond_temp, cond_soc)
 
 
@@ -712,7 +777,9 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
         except BacktestError as exc:
             cells_out.append({"cell_id": cid, "status": "skipped", "reason": str(exc), "notes": []})
     if not series:
-        raise BacktestError("no cell has a row with both t and capacity")
+        bad = [n for n in df["row_note"] if isinstance(n, str)]
+        raise BacktestError("no cell has a row with both t and capacity"
+                            + (f": {len(bad)} row(s) were rejected, the first: {bad[0]}" if bad else ""))
 
     unit_reason = "given"
     if capacity_unit == "auto":
