@@ -19,7 +19,7 @@ aging) is described by a small set of semi-empirical trend forms:
     for nearly linear cycle fade with capacity-regeneration noise, e.g. the NASA
     PCoE 18650 cells, Saha & Goebel 2007).
 ``exp_recent``
-    ``y = c - a exp(k t/tau)`` over the recent half of the window -- the
+    ``y = c - a exp(k t/tau)`` over the recent half of the window (at least its last five points) -- the
     exponential-knee form of He et al. 2011 (J. Power Sources 196:10314), which
     follows accelerating fade (lithium plating, loss of active material) and,
     with ``k < 0``, saturating fade.
@@ -65,6 +65,7 @@ Z_P10, Z_P50, Z_P90 = (float(z) for z in stats.norm.ppf([0.1, 0.5, 0.9]))
 
 B_MIN, B_MAX = 0.2, 4.0
 KNEE_K_MAX = 8.0  # bound on the exp_recent growth rate per unit of t/tau
+KNEE_MIN_POINTS = 5  # points the exp_recent form is fitted on at least: three parameters and two to spare
 KIND_PRIOR_B = {"calendar": 0.5, "cycle": 1.0}
 KIND_PRIOR_LOG_SD = {"calendar": 0.35, "cycle": 0.6}
 KIND_PRIOR_WEIGHT = {"calendar": 10.0, "cycle": 1.0}  # pseudo-series behind the kind prior
@@ -223,8 +224,15 @@ def fit_form(form, t, y, tau, sigma, b_prior=1.0, b_log_sd=0.6, knee_growth=None
     # exp_recent: the recent half of the window
     t0 = t[0] + 0.5 * (t[-1] - t[0])
     m = t >= t0
-    if m.sum() < 5:
-        return None
+    if m.sum() < KNEE_MIN_POINTS:
+        if n < KNEE_MIN_POINTS:
+            return None
+        # sparse check-ups (every 100 cycles, say): the last few points, even where they reach back
+        # further than half the window, rather than no knee form at all. HUST LFP thinned to every
+        # 100th cycle, fit on half of life: the knee form was left out of every cell whose window
+        # held fewer than ten points, and the mean relative end-of-life error was 0.51-0.72 over
+        # the offsets 0, 25, 50, 75 cycles (every 150th: 0.71); with it 0.09-0.33 (0.19)
+        m = np.arange(n) >= n - KNEE_MIN_POINTS
     xr, yr = x[m], y[m]
     slope = np.polyfit(xr, yr, 1)[0]
     k0 = 1.0 if knee_growth is None else float(np.clip(knee_growth / x[-1], -KNEE_K_MAX, KNEE_K_MAX))
@@ -432,7 +440,8 @@ def _form_weights(inner, forms) -> dict:
     for f in forms:
         v = np.asarray(sq[f], float)
         if v.size and np.isfinite(v).mean() >= 0.5:
-            # a form that could not be fitted on a split counts with the worst score of that split
+            # a split on which a form could not be fitted does not score it: there the mixture falls
+            # back to the other forms, as the forecast does for a series too short for that form
             scores[f] = float(np.nanmean(v))
     if not scores:
         return {"power": 1.0}
