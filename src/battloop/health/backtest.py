@@ -3,11 +3,12 @@
 Pure pandas/NumPy; no Django. ``battloop health backtest`` is a thin wrapper.
 
 Input columns: ``cell_id, t, capacity`` and optionally ``temperature_c, soc``
-(``t`` in days for calendar aging, in cycles for cycle aging). For every cell
-the series is split at ``fit_until`` (a value of ``t`` or a fraction of the
-cell's observed life); the model is calibrated on the early part of every cell
-at once (cohort prior, see :mod:`battloop.health.trajectory`) and predicts the
-rest. Reported per cell and overall:
+and ``cohort`` (``t`` in days for calendar aging, in cycles for cycle aging).
+For every cell the series is split at ``fit_until`` (a value of ``t`` or a
+fraction of the cell's observed life); the model is calibrated on the early
+part of every cell of a cohort at once (cohort prior, see
+:mod:`battloop.health.trajectory`; without a ``cohort`` column every cell is
+one cohort) and predicts the rest. Reported per cell and overall:
 
 * capacity error at the last observed ``t`` in percentage points;
 * predicted vs actual end-of-life ``t`` and the RUL error: absolute (cycles or
@@ -60,6 +61,9 @@ REQUIRED = ("cell_id", "t", "capacity")
 #: the per-cell fits a dashboard would run, reported next to the model on the same split
 BASELINES = ("linear", "sqrt", "power_law")
 OPTIONAL = ("temperature_c", "soc")
+#: optional text column: cells of one cohort share the cohort prior, the form weights and the band
+#: calibration; cells of different types (an NMC 18650 and an LFP prismatic) must not
+COHORT = "cohort"
 KINDS = ("calendar", "cycle")
 
 
@@ -225,8 +229,11 @@ def validate_frame(df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
     df = df.rename(columns={c: str(c).strip().lower() for c in df.columns})
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
-        raise BacktestError(f"{source}: missing column(s) {', '.join(missing)}; expected cell_id, t, capacity [, temperature_c, soc]")
+        raise BacktestError(f"{source}: missing column(s) {', '.join(missing)}; expected cell_id, t, capacity [, temperature_c, soc, cohort]")
     out = pd.DataFrame({"cell_id": df["cell_id"].astype(str).to_numpy()})
+    if COHORT in df.columns:
+        # a blank cohort field takes the cell's cohort from its other rows (clean_series)
+        out[COHORT] = [None if pd.isna(v) else (str(v).strip() or None) for v in df[COHORT].to_numpy(dtype=object)]
     out["line"] = df["line"].to_numpy() if "line" in df.columns else np.arange(len(df)) + 2
     notes = df["row_note"].to_numpy(dtype=object) if "row_note" in df.columns else np.full(len(df), None, dtype=object)
 
@@ -285,6 +292,8 @@ class CleanSeries:
     cond_t: np.ndarray | None = None
     cond_temp_c: np.ndarray | None = None
     cond_soc: np.ndarray | None = None
+    #: the cohort the cell is fitted with (None: the input names none)
+    cohort: str | None = None
 
 
 def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
@@ -299,6 +308,13 @@ def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
     not count as end of life.
     """
     notes = row_notes(g)
+    cohort = None
+    if COHORT in g.columns:
+        names = [c for c in pd.unique(g[COHORT]) if isinstance(c, str)]
+        if len(names) > 1:
+            notes.append(f"rows name {len(names)} cohorts ({', '.join(names[:3])}{' ...' if len(names) > 3 else ''}): "
+                         f"fitted with the first, {names[0]}")
+        cohort = names[0] if names else None
     # rows with conditions but no capacity still tell the stress clock what the cell went through
     cond_cols = [c for c in OPTIONAL if c in g.columns]
     cond = g.dropna(subset=["t"]).groupby("t", sort=True)[cond_cols].mean() if cond_cols else None
@@ -333,7 +349,7 @@ def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
     elif n_cond_only:
         shown = ", ".join(str(int(x)) for x in empty_lines[:ROW_NOTES_SHOWN]) + (" ..." if len(empty_lines) > ROW_NOTES_SHOWN else "")
         notes.append(f"{n_cond_only} row(s) without a capacity value left out" + (f" (line {shown})" if shown else ""))
-    return CleanSeries(cell_id, t, cap, first, notes, temp, soc, cond_t, cond_temp, cond_soc)
+    return CleanSeries(cell_id, t, cap, first, notes, temp, soc, cond_t, cond_temp, cond_soc, cohort)
 
 
 def outlier_free(cap) -> np.ndarray:
@@ -826,12 +842,27 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
 
     if not fit_set:
         raise BacktestError("no cell has enough points on both sides of --fit-until (need ≥ 2 before and ≥ 1 after)")
-    clocks, stress_laws = _stress_clocks(fit_set, test_set, kind, chemistry)
-
-    try:
-        cohort = fit_cohort(fit_set, kind=kind)
-    except TrajectoryError as exc:
-        raise BacktestError(str(exc)) from None
+    # each cohort is calibrated on its own cells: the stress law, the cohort prior, the form weights, the band
+    groups: dict = {}
+    for cid, (s, _, _) in test_set.items():
+        groups.setdefault(s.cohort, []).append(cid)
+    clocks, stress_laws, cohorts = {}, {}, {}
+    for name, members in groups.items():
+        fit_g = {cid: fit_set[cid] for cid in members}
+        clocks_g, laws_g = _stress_clocks(fit_g, {cid: test_set[cid] for cid in members}, kind, chemistry)
+        fit_set.update(fit_g)  # cells on stress time have their fit window rewritten
+        clocks.update(clocks_g)
+        stress_laws.update(laws_g)
+        try:
+            cf = fit_cohort(fit_g, kind=kind)
+        except TrajectoryError as exc:
+            if len(groups) == 1:
+                raise BacktestError(str(exc)) from None
+            for cid in members:
+                cells_out.append({"cell_id": cid, "status": "skipped", "cohort": name, "reason": f"cohort {name}: {exc}",
+                                  "notes": test_set.pop(cid)[2]})
+            continue
+        cohorts.update({cid: cf for cid in members})
 
     methods = ("model",) + BASELINES
     per_method = {m: [] for m in methods}
@@ -847,12 +878,15 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
         cell = {"cell_id": cid, "status": "ok", "fit_until": float(cut), "n_fit": int(t_fit.size), "n_test": int(t_te.size),
                 "first_capacity": ref, "capacity_unit": capacity_unit, "capacity_unit_reason": unit_reason, "eol_threshold": float(thr * ref), "forecast_horizon_t": float(t_max), "actual_eol_t": actual_eol, "reached_eol": actual_eol is not None,
                 "notes": note}
+        if s.cohort is not None or COHORT in df.columns:
+            cell["cohort"] = s.cohort
         if cid in stress_laws:
             cell["stress_law"] = stress_laws[cid]
         if actual_eol is not None and actual_eol <= cut:
             cell["notes"] = note + ["end of life already reached inside the fit window: left out of the RUL figures"]
         for meth in methods:
             if meth == "model":
+                cohort = cohorts[cid]
                 clock = clocks.get(cid)
                 if clock is None:
                     lo, mid, hi = cohort.quantiles(cid, t_te)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -43,7 +44,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
         bt = sub.add_parser("backtest", help="fit the early part of each cell's capacity series, predict the rest, report errors and baselines")
-        bt.add_argument("--data", required=True, help="CSV in long form: cell_id, t, capacity [, temperature_c, soc]")
+        bt.add_argument("--data", required=True, help="CSV in long form: cell_id, t, capacity [, temperature_c, soc, cohort]; cells are calibrated "
+                                                         "together per cohort (all together without a cohort column)")
         bt.add_argument("--kind", required=True, choices=["calendar", "cycle"], help="calendar: t in days; cycle: t in cycles")
         bt.add_argument("--eol", required=True, help="end of life: fraction of each cell's first capacity (0.8, 80%%) or Ah (1.4, 0.88Ah)")
         bt.add_argument("--fit-until", required=True, dest="fit_until",
@@ -94,6 +96,9 @@ class Command(BaseCommand):
             pp_of = "rated capacity" if unit["capacity_unit"] == "fraction" else "each cell's first capacity"
             w(f"capacity read as {read_as} ({unit['capacity_unit_reason']}); errors in pp of {pp_of}; "
               f"--capacity-unit {other} reads it otherwise")
+        cohorts = Counter(c["cohort"] for c in report["cells"] if c["status"] == "ok" and "cohort" in c)
+        if cohorts:
+            w("cohorts calibrated separately: " + ", ".join(f"{name or '(none given)'} ({n} cells)" for name, n in cohorts.items()))
         for law in dict.fromkeys(c["stress_law"] for c in report["cells"] if "stress_law" in c):
             w(f"stress law for cells whose conditions vary: {law}")
         w(f"{'cell':<24}{'cap err pp':>11}{'EOL actual':>12}{'EOL pred':>10}{'P10..P90':>18}{'coverage':>10}")
