@@ -71,3 +71,11 @@ def test_cli_reads_the_cohort_column_and_names_the_cohorts(tmp_path, capsys, two
     call_command("health", "backtest", "--data", str(f), "--kind", "cycle", "--eol", "0.8", "--fit-until", "0.5")
     out = capsys.readouterr().out
     assert "cohorts calibrated separately: NASA 18650 (4 cells), HUST LFP (6 cells)" in out
+    # the model's figures per cohort follow the overall ones, each from its own cells
+    rep = run_backtest(load_long_csv(f), "cycle", "0.8", "0.5")
+    for name, n in (("NASA 18650", 4), ("HUST LFP", 6)):
+        own = [c for c in rep["cells"] if c["cohort"] == name]
+        cap = sum(c["model"]["capacity_error_pp"] for c in own) / n
+        line = next(ln for ln in out.splitlines() if ln.startswith(f"model: {name} "))
+        assert float(line.split()[-6]) == pytest.approx(cap, abs=5e-4), line
+        assert line.split()[-1] == str(n)

@@ -865,7 +865,6 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
         cohorts.update({cid: cf for cid in members})
 
     methods = ("model",) + BASELINES
-    per_method = {m: [] for m in methods}
     for cid, (s, cut, note) in test_set.items():
         ref = s.first_capacity
         pp_ref = ref if capacity_unit == "ah" else 1.0
@@ -929,26 +928,27 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
                 r["rul_rel_error"] = abs(pred_eol - actual_eol) / true_rul
                 r["eol_rel_error"] = abs(pred_eol - actual_eol) / actual_eol if actual_eol > 0 else None
             cell[meth] = r
-            per_method[meth].append((r, t_te.size))
         cells_out.append(cell)
 
-    def summarise(meth):
-        rows = per_method[meth]
-        if not rows:
-            return {"capacity_mae_pp": None, "rul_mae": None, "rul_mre": None, "coverage_p10_p90": None, "n_cells": 0}
-        cap = [r["capacity_error_pp"] for r, _ in rows]
-        rul = [r["rul_abs_error"] for r, _ in rows if "rul_abs_error" in r]
-        # relative error of the predicted end-of-life t (Severson et al. 2019, eq. 7)
-        rel = [r["eol_rel_error"] for r, _ in rows if r.get("eol_rel_error") is not None]
-        n_in = sum(r["n_inside"] for r, _ in rows)
-        n_all = sum(n for _, n in rows)
-        return {"capacity_mae_pp": float(np.mean(cap)), "rul_mae": float(np.mean(rul)) if rul else None,
-                "rul_mre": float(np.mean(rel)) if rel else None, "coverage_p10_p90": n_in / n_all if n_all else None,
-                "n_cells": len(rows)}
-
-    summary = summarise("model")
-    summary["baselines"] = {name: summarise(name) for name in BASELINES}
+    summary = summarise_cells(cells_out, "model")
+    summary["baselines"] = {name: summarise_cells(cells_out, name) for name in BASELINES}
     return {"cells": cells_out, "summary": summary}
+
+
+def summarise_cells(cells: list, method: str = "model") -> dict:
+    """The summary figures of one method over the scored cells of a report (all of them, or one cohort's)."""
+    rows = [(c[method], c["n_test"]) for c in cells if c.get("status") == "ok"]
+    if not rows:
+        return {"capacity_mae_pp": None, "rul_mae": None, "rul_mre": None, "coverage_p10_p90": None, "n_cells": 0}
+    cap = [r["capacity_error_pp"] for r, _ in rows]
+    rul = [r["rul_abs_error"] for r, _ in rows if "rul_abs_error" in r]
+    # relative error of the predicted end-of-life t (Severson et al. 2019, eq. 7)
+    rel = [r["eol_rel_error"] for r, _ in rows if r.get("eol_rel_error") is not None]
+    n_in = sum(r["n_inside"] for r, _ in rows)
+    n_all = sum(n for _, n in rows)
+    return {"capacity_mae_pp": float(np.mean(cap)), "rul_mae": float(np.mean(rul)) if rul else None,
+            "rul_mre": float(np.mean(rel)) if rel else None, "coverage_p10_p90": n_in / n_all if n_all else None,
+            "n_cells": len(rows)}
 
 
 #: the sweep's figures: the summary's, and the RUL error relative to the remaining life

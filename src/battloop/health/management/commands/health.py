@@ -13,7 +13,7 @@ from collections import Counter
 from django.core.management.base import BaseCommand, CommandError
 
 from battloop.health.backtest import (BASELINES, BacktestError, load_long_csv, parse_eol, parse_fit_until, parse_fit_until_list,
-                                      remaining_life_mre, run_backtest, run_backtest_sweep)
+                                      remaining_life_mre, run_backtest, run_backtest_sweep, summarise_cells)
 
 
 def _fmt(v, spec=".3g"):
@@ -122,11 +122,19 @@ class Command(BaseCommand):
             w(f"never reached end of life (left out of RUL figures): {', '.join(never)}")
         s = report["summary"]
         w("")
-        w(f"{'method':<12}{'cap MAE pp':>11}{'RUL MAE':>10}{'RUL MRE':>10}{'of RUL':>9}{'coverage':>10}{'cells':>7}")
-        rows = [("model", s)] + list(s["baselines"].items())
-        for name, r in rows:
-            w(f"{name:<12}{_fmt(r['capacity_mae_pp'], '.3f'):>11}{_fmt(r['rul_mae'], '.1f'):>10}{_fmt(r['rul_mre'], '.3f'):>10}"
-              f"{_fmt(remaining_life_mre(report, name), '.3f'):>9}{_fmt(r['coverage_p10_p90'], '.0%'):>10}{r['n_cells']:>7}")
+        rows = [("model", s, report)] + [(name, b, report) for name, b in s["baselines"].items()]
+        cohorts = dict.fromkeys(c["cohort"] for c in report["cells"] if c["status"] == "ok" and "cohort" in c)
+        if len(cohorts) > 1:
+            # the model per cohort: one cell type's figures are not hidden in the mean of all
+            for name in cohorts:
+                part = {"cells": [c for c in report["cells"] if c.get("cohort") == name]}
+                rows.append((f"model: {name or '(none given)'}", summarise_cells(part["cells"]), part))
+        width = max(12, *(len(name) + 1 for name, _, _ in rows))
+        w(f"{'method':<{width}}{'cap MAE pp':>11}{'RUL MAE':>10}{'RUL MRE':>10}{'of RUL':>9}{'coverage':>10}{'cells':>7}")
+        for name, r, rep in rows:
+            method = "model" if name.startswith("model") else name
+            w(f"{name:<{width}}{_fmt(r['capacity_mae_pp'], '.3f'):>11}{_fmt(r['rul_mae'], '.1f'):>10}{_fmt(r['rul_mre'], '.3f'):>10}"
+              f"{_fmt(remaining_life_mre(rep, method), '.3f'):>9}{_fmt(r['coverage_p10_p90'], '.0%'):>10}{r['n_cells']:>7}")
         w("RUL MRE: mean |predicted - actual end of life| / actual end-of-life t (json summary rul_mre); "
           "of RUL: the same error / true remaining life after the split (each cell's rul_rel_error)")
 
