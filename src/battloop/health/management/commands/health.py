@@ -96,6 +96,7 @@ class Command(BaseCommand):
             pp_of = "rated capacity" if unit["capacity_unit"] == "fraction" else "each cell's first capacity"
             w(f"capacity read as {read_as} ({unit['capacity_unit_reason']}); errors in pp of {pp_of}; "
               f"--capacity-unit {other} reads it otherwise")
+        # cells per cohort, in the order of the input
         cohorts = Counter(c["cohort"] for c in report["cells"] if c["status"] == "ok" and "cohort" in c)
         if cohorts:
             w("cohorts calibrated separately: " + ", ".join(f"{name or '(none given)'} ({n} cells)" for name, n in cohorts.items()))
@@ -122,18 +123,17 @@ class Command(BaseCommand):
             w(f"never reached end of life (left out of RUL figures): {', '.join(never)}")
         s = report["summary"]
         w("")
-        rows = [("model", s, report)] + [(name, b, report) for name, b in s["baselines"].items()]
-        cohorts = dict.fromkeys(c["cohort"] for c in report["cells"] if c["status"] == "ok" and "cohort" in c)
+        # (label, method, summary, the report its figures come from)
+        rows = [("model", "model", s, report)] + [(name, name, b, report) for name, b in s["baselines"].items()]
         if len(cohorts) > 1:
             # the model per cohort: one cell type's figures are not hidden in the mean of all
             for name in cohorts:
                 part = {"cells": [c for c in report["cells"] if c.get("cohort") == name]}
-                rows.append((f"model: {name or '(none given)'}", summarise_cells(part["cells"]), part))
-        width = max(12, *(len(name) + 1 for name, _, _ in rows))
+                rows.append((f"model: {name or '(none given)'}", "model", summarise_cells(part["cells"]), part))
+        width = max(12, *(len(label) + 1 for label, *_ in rows))
         w(f"{'method':<{width}}{'cap MAE pp':>11}{'RUL MAE':>10}{'RUL MRE':>10}{'of RUL':>9}{'coverage':>10}{'cells':>7}")
-        for name, r, rep in rows:
-            method = "model" if name.startswith("model") else name
-            w(f"{name:<{width}}{_fmt(r['capacity_mae_pp'], '.3f'):>11}{_fmt(r['rul_mae'], '.1f'):>10}{_fmt(r['rul_mre'], '.3f'):>10}"
+        for label, method, r, rep in rows:
+            w(f"{label:<{width}}{_fmt(r['capacity_mae_pp'], '.3f'):>11}{_fmt(r['rul_mae'], '.1f'):>10}{_fmt(r['rul_mre'], '.3f'):>10}"
               f"{_fmt(remaining_life_mre(rep, method), '.3f'):>9}{_fmt(r['coverage_p10_p90'], '.0%'):>10}{r['n_cells']:>7}")
         w("RUL MRE: mean |predicted - actual end of life| / actual end-of-life t (json summary rul_mre); "
           "of RUL: the same error / true remaining life after the split (each cell's rul_rel_error)")
