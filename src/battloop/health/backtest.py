@@ -241,30 +241,35 @@ def validate_frame(df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
         for i in np.nonzero(np.asarray(bad) & pd.isna(notes))[0]:
             notes[i] = f"{source} line {out['line'].iloc[i]}: {why(i)}"
 
+    # a row without a usable t or capacity is left out; a bad condition only loses that field
+    rejected = np.zeros(len(df), bool)
     for col in ("t", "capacity") + tuple(c for c in OPTIONAL if c in df.columns):
         raw = df[col].reset_index(drop=True)
         vals = pd.to_numeric(raw, errors="coerce")
-        flag(vals.isna() & raw.notna(), lambda i, col=col, raw=raw: f"field {col}: {raw.iloc[i]!r} is not a number")
+        not_number = (vals.isna() & raw.notna()).to_numpy()
+        flag(not_number, lambda i, col=col, raw=raw: f"field {col}: {raw.iloc[i]!r} is not a number")
+        if col in ("t", "capacity"):
+            rejected |= not_number
         out[col] = vals.astype(float).to_numpy()
-    flag(out["t"] < 0, lambda i: f"t = {out['t'].iloc[i]:g} is negative; t counts days or cycles from the start of the test")
-    flag(out["capacity"] <= 0, lambda i: f"capacity {out['capacity'].iloc[i]:g} must be positive")
-    # a row without a usable t or capacity is left out; a bad condition only loses that field
-    rejected = (out["t"] < 0) | (out["capacity"] <= 0)
-    for col in ("t", "capacity"):
-        rejected |= out[col].isna() & df[col].reset_index(drop=True).notna()
-    out.loc[rejected.to_numpy(), ["t", "capacity"]] = np.nan
-    if "temperature_c" in out:
-        bad = (out["temperature_c"] <= -60) | (out["temperature_c"] > 120)
-        flag(bad, lambda i: f"field temperature_c: {out['temperature_c'].iloc[i]:g} lies outside -60..120 C "
-                            "(above 120 looks like Kelvin: subtract 273.15); the temperature is left out, the capacity kept")
-        out.loc[bad.to_numpy(), "temperature_c"] = np.nan
-    if "soc" in out:
-        bad = (out["soc"] < 0) | (out["soc"] > 1.05)
-        flag(bad, lambda i: f"field soc: {out['soc'].iloc[i]:g} lies outside 0..1 (a fraction: 50 % is 0.5); "
-                            "the soc is left out, the capacity kept")
-        out.loc[bad.to_numpy(), "soc"] = np.nan
+    negative_t, no_capacity = (out["t"] < 0).to_numpy(), (out["capacity"] <= 0).to_numpy()
+    flag(negative_t, lambda i: f"t = {out['t'].iloc[i]:g} is negative; t counts days or cycles from the start of the test")
+    flag(no_capacity, lambda i: f"capacity {out['capacity'].iloc[i]:g} must be positive")
+    out.loc[rejected | negative_t | no_capacity, ["t", "capacity"]] = np.nan
+    for col, outside, what in (
+            ("temperature_c", lambda v: (v <= -60) | (v > 120), "-60..120 C (above 120 looks like Kelvin: subtract 273.15); the temperature"),
+            ("soc", lambda v: (v < 0) | (v > 1.05), "0..1 (a fraction: 50 % is 0.5); the soc")):
+        if col in out:
+            bad = outside(out[col]).to_numpy()
+            flag(bad, lambda i, col=col, what=what: f"field {col}: {out[col].iloc[i]:g} lies outside {what} is left out, the capacity kept")
+            out.loc[bad, col] = np.nan
     out["row_note"] = notes
     return out
+
+
+def first_few(values, fmt=lambda v: f"{v:g}", n: int = ROW_NOTES_SHOWN) -> str:
+    """The first ``n`` values for a note, with `` ...`` when there are more."""
+    values = list(values)
+    return ", ".join(fmt(v) for v in values[:n]) + (" ..." if len(values) > n else "")
 
 
 def row_notes(g: pd.DataFrame) -> list[str]:
@@ -347,7 +352,7 @@ def clean_series(cell_id: str, g: pd.DataFrame) -> CleanSeries:
     if n_cond_only and (cond_temp is not None or cond_soc is not None):
         notes.append(f"{n_cond_only} row(s) without capacity kept for their conditions")
     elif n_cond_only:
-        shown = ", ".join(str(int(x)) for x in empty_lines[:ROW_NOTES_SHOWN]) + (" ..." if len(empty_lines) > ROW_NOTES_SHOWN else "")
+        shown = first_few(empty_lines, fmt=lambda line: str(int(line)))
         notes.append(f"{n_cond_only} row(s) without a capacity value left out" + (f" (line {shown})" if shown else ""))
     return CleanSeries(cell_id, t, cap, first, notes, temp, soc, cond_t, cond_temp, cond_soc, cohort)
 
@@ -826,7 +831,7 @@ def run_backtest(df: pd.DataFrame, kind: str, eol, fit_until, capacity_unit: str
         dropped = s.t[in_window & ~m]
         n_out = dropped.size
         if n_out:
-            shown = ", ".join(f"{x:g}" for x in dropped[:5]) + (" ..." if n_out > 5 else "")
+            shown = first_few(dropped)
             note.append(f"{n_out} isolated outlier point(s) left out of the fit (still scored) at t = {shown}")
         if m.sum() < 2:
             cells_out.append({"cell_id": cid, "status": "skipped", "reason": f"fewer than two points at t <= {cut:g}: move --fit-until later", "notes": note})
