@@ -1,10 +1,13 @@
 """The optional cohort column of the backtest input: each cohort is calibrated on its own cells."""
 
+import io
+
 import pandas as pd
 import pytest
 from django.core.management import call_command
 
-from battloop.health.backtest import load_long_csv, remaining_life_mre, run_backtest
+from battloop.health.backtest import (CAPACITY_GROUP_STEP, first_capacity_groups, load_long_csv, remaining_life_mre, run_backtest,
+                                     run_backtest_sweep)
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +82,48 @@ def test_cli_reads_the_cohort_column_and_names_the_cohorts(tmp_path, capsys, two
         line = next(ln for ln in out.splitlines() if ln.startswith(f"model: {name} "))
         assert float(line.split()[-6]) == pytest.approx(cap, abs=5e-4), line
         assert line.split()[-1] == str(n)
+
+
+def test_two_capacity_groups_in_one_cohort_are_named_in_every_cell_and_by_the_cli(tmp_path, two_cell_types):
+    nasa, hust6 = two_cell_types
+    pooled = run_backtest(pd.concat([nasa, hust6]), "cycle", "0.8", "0.5")
+    warnings = {c.get("cohort_warning") for c in pooled["cells"]}
+    assert len(warnings) == 1, warnings
+    warning = warnings.pop()
+    # HUST's first capacities 1.17-1.20 Ah, NASA's 1.86-2.04 Ah (B0006)
+    assert warning.startswith("first capacities fall into 2 groups fitted as one cohort (1.17-1.20 Ah: 6 cells, 1.86-2.04 Ah: 4 cells)")
+    assert warning.endswith("give each its own name in a cohort column")
+    # one name for both types: the same warning, naming the cohort
+    same = run_backtest(pd.concat([nasa.assign(cohort="lab"), hust6.assign(cohort="lab")]), "cycle", "0.8", "0.5")
+    assert all(c["cohort_warning"].endswith("in the cohort column (all are 'lab' now)") for c in same["cells"])
+    # each type alone, or both named apart: no warning
+    for rep in (run_backtest(nasa, "cycle", "0.8", "0.5"), run_backtest(hust6, "cycle", "0.8", "0.5"),
+                run_backtest(pd.concat([nasa.assign(cohort="a"), hust6.assign(cohort="b")]), "cycle", "0.8", "0.5")):
+        assert not any("cohort_warning" in c for c in rep["cells"])
+    # capacities given as fractions of rated carry no size: nothing to compare
+    frac = pd.concat([g.assign(capacity=g.capacity / g.capacity.iloc[0]) for _, g in pd.concat([nasa, hust6]).groupby("cell_id")])
+    assert not any("cohort_warning" in c for c in run_backtest(frac, "cycle", "0.8", "0.5")["cells"])
+    f = tmp_path / "pooled.csv"
+    pd.concat([nasa, hust6]).to_csv(f, index=False)
+    # the CLI prints it once, not once per cell; the sweep too
+    assert out_lines_with(_run_cli(f, "0.5"), "warning: ") == [f"warning: {warning}"]
+    assert out_lines_with(_run_cli(f, "0.4,0.5"), "warning: ") == [f"warning: {warning}"]
+    assert run_backtest_sweep(pd.concat([nasa, hust6]), "cycle", "0.8", ["0.4", "0.5"])["warnings"] == [warning]
+
+
+def _run_cli(path, fit_until):
+    out = io.StringIO()
+    call_command("health", "backtest", "--data", str(path), "--kind", "cycle", "--eol", "0.8", "--fit-until", fit_until, stdout=out)
+    return out.getvalue()
+
+
+def out_lines_with(text, prefix):
+    return [ln for ln in text.splitlines() if ln.startswith(prefix)]
+
+
+def test_capacity_groups_split_only_at_a_large_step():
+    # one type varies by a few per cent (NASA B0007 -> B0006: 7.6 %); a step above CAPACITY_GROUP_STEP splits
+    first = {"a": 1.00, "b": 1.05, "c": 1.10, "d": 1.10 * CAPACITY_GROUP_STEP * 1.01, "e": 1.30}
+    assert first_capacity_groups(first) == [["a", "b", "c"], ["d", "e"]]
+    assert first_capacity_groups({"a": 1.0, "b": 1.0 * CAPACITY_GROUP_STEP * 0.99}) == [["a", "b"]]
+    assert first_capacity_groups({"x": 50.0, "y": 100.0, "z": 200.0}) == [["x"], ["y"], ["z"]]

@@ -65,6 +65,7 @@ def test_cli_sweep_prints_each_split_and_the_mean(tmp_path, nasa_long):
     js = io.StringIO()
     call_command("health", "backtest", "--data", str(f), "--kind", "cycle", "--eol", "1.4Ah", "--fit-until", "70,80", "--json", stdout=js)
     rep = json.loads(js.getvalue())
-    assert set(rep) == {"splits", "mean"} and [s["fit_until"] for s in rep["splits"]] == ["70", "80"]
+    assert set(rep) == {"splits", "mean", "warnings"} and [s["fit_until"] for s in rep["splits"]] == ["70", "80"]
+    assert rep["warnings"] == []  # four NASA 18650s: one cell type
     with pytest.raises(CommandError, match="start:stop:step"):
         call_command("health", "backtest", "--data", str(f), "--kind", "cycle", "--eol", "1.4Ah", "--fit-until", "90:70:10")

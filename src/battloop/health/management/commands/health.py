@@ -100,6 +100,8 @@ class Command(BaseCommand):
         cohorts = Counter(c["cohort"] for c in report["cells"] if c["status"] == "ok" and "cohort" in c)
         if cohorts:
             w("cohorts calibrated separately: " + ", ".join(f"{name or '(none given)'} ({n} cells)" for name, n in cohorts.items()))
+        for warning in dict.fromkeys(c["cohort_warning"] for c in report["cells"] if "cohort_warning" in c):
+            w(f"warning: {warning}")
         for law in dict.fromkeys(c["stress_law"] for c in report["cells"] if "stress_law" in c):
             w(f"stress law for cells whose conditions vary: {law}")
         w(f"{'cell':<24}{'cap err pp':>11}{'EOL actual':>12}{'EOL pred':>10}{'P10..P90':>18}{'coverage':>10}")
@@ -142,6 +144,8 @@ class Command(BaseCommand):
         w = self.stdout.write
         eol_txt = _eol_text(eol)
         w(f"backtest sweep: {opts['data']} ({opts['kind']}), end of life {eol_txt}, {len(report['splits'])} split points")
+        for warning in report["warnings"]:
+            w(f"warning: {warning}")
         w(f"{'fit until':<11}{'model':>34}{'linear':>24}{'power law':>12}")
         w(f"{'':<11}{'cap MAE':>9}{'RUL MAE':>9}{'of RUL':>8}{'cov':>8}{'cap MAE':>10}{'RUL MAE':>9}{'of RUL':>8}{'cap MAE':>9}{'cells':>7}")
 
