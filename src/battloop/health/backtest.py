@@ -366,12 +366,12 @@ def first_capacity_groups(first_ah: dict) -> list[list]:
     """Cells grouped by first capacity, split wherever the sorted values step up by more than
     :data:`CAPACITY_GROUP_STEP`; smallest first. One group when the cohort is homogeneous."""
     order = sorted(first_ah, key=first_ah.get)
-    groups = [order[:1]]
-    for prev, cid in zip(order, order[1:]):
-        if first_ah[cid] > CAPACITY_GROUP_STEP * first_ah[prev]:
+    groups = []
+    for i, cid in enumerate(order):
+        if i == 0 or first_ah[cid] > CAPACITY_GROUP_STEP * first_ah[order[i - 1]]:
             groups.append([])
         groups[-1].append(cid)
-    return groups if order else []
+    return groups
 
 
 def describe_capacity_groups(groups: list[list], first_ah: dict) -> str:
