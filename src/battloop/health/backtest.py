@@ -374,6 +374,11 @@ def first_capacity_groups(first_ah: dict) -> list[list]:
     return groups
 
 
+def cohort_warnings_of(cells: list) -> list[str]:
+    """Each different ``cohort_warning`` of a report's cells once, in the order of the cells."""
+    return list(dict.fromkeys(c["cohort_warning"] for c in cells if "cohort_warning" in c))
+
+
 def describe_capacity_groups(groups: list[list], first_ah: dict) -> str:
     """'1.17-1.23 Ah: 6 cells, 1.86-2.04 Ah: 4 cells'"""
     def one(g):
@@ -1015,7 +1020,7 @@ def run_backtest_sweep(df: pd.DataFrame, kind: str, eol, fit_until_items, **kw) 
     splits, warnings = [], {}
     for item in fit_until_items:
         report = run_backtest(df, kind, eol, item, **kw)
-        warnings.update(dict.fromkeys(c["cohort_warning"] for c in report["cells"] if "cohort_warning" in c))
+        warnings.update(dict.fromkeys(cohort_warnings_of(report["cells"])))
         summary = report["summary"]
         summary["rul_rel_mean"] = remaining_life_mre(report)
         for name, b in summary["baselines"].items():

@@ -12,7 +12,7 @@ from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
 
-from battloop.health.backtest import (BASELINES, BacktestError, load_long_csv, parse_eol, parse_fit_until, parse_fit_until_list,
+from battloop.health.backtest import (BASELINES, BacktestError, cohort_warnings_of, load_long_csv, parse_eol, parse_fit_until, parse_fit_until_list,
                                       remaining_life_mre, run_backtest, run_backtest_sweep, summarise_cells)
 
 
@@ -100,7 +100,7 @@ class Command(BaseCommand):
         cohorts = Counter(c["cohort"] for c in report["cells"] if c["status"] == "ok" and "cohort" in c)
         if cohorts:
             w("cohorts calibrated separately: " + ", ".join(f"{name or '(none given)'} ({n} cells)" for name, n in cohorts.items()))
-        for warning in dict.fromkeys(c["cohort_warning"] for c in report["cells"] if "cohort_warning" in c):
+        for warning in cohort_warnings_of(report["cells"]):
             w(f"warning: {warning}")
         for law in dict.fromkeys(c["stress_law"] for c in report["cells"] if "stress_law" in c):
             w(f"stress law for cells whose conditions vary: {law}")
