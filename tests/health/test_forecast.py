@@ -1,7 +1,10 @@
 """Hierarchical calibration and probabilistic forecasts."""
 
+import dataclasses
+
 import numpy as np
 import pytest
+from scipy import special
 
 from battloop.health.forecast import (
     SD_Q0,
@@ -80,24 +83,32 @@ def test_scenarios_cooling_delays_and_outages_advance_end_of_life():
 def test_crossing_samples_are_monotone_in_the_multiplier():
     fitted = calibrate_packs(np.full((3, 1), np.nan), np.zeros((3, 1)), 0.01, cohort=CohortPrior(0.0, 0.3))
     # the multiplier alone (no initial-capacity spread): the strata are ordered
-    post = PackPosterior(fitted.log_m_mean, fitted.log_m_sd, fitted.n_evidence, fitted.cohort)
+    # ... and every pack's own (no share of an unknown cohort mean): each pack's samples are the
+    # 11 strata of its posterior, each pack in its own order
+    post = PackPosterior(fitted.log_m_mean, fitted.log_m_sd, fitted.n_evidence, fitted.cohort, prior_mean_sd=np.zeros(3))
     temp = seasonal_temperature_c(np.array([20.0, 30.0, 40.0]), np.full(3, 5.0), 240)
     s = crossing_month_samples("LFP", post, temp, threshold=0.8, n_samples=11)
     assert s.shape == (3, 11)
-    finite = np.where(np.isfinite(s), s, 1e9)
-    assert np.all(np.diff(finite, axis=1) <= 0)  # higher multiplier -> earlier crossing
+    again = crossing_month_samples("LFP", post, temp, threshold=0.8, n_samples=11, seed=7)
+    assert np.array_equal(np.sort(s, axis=1), np.sort(again, axis=1)) and not np.array_equal(s, again)
+    assert np.array_equal(s, crossing_month_samples("LFP", post, temp, threshold=0.8, n_samples=11))  # reproducible
+    # the strata in order of m: a higher multiplier crosses earlier
+    m = np.exp(post.log_m_mean[2] + post.log_m_sd[2] * special.ndtri((np.arange(11) + 0.5) / 11))
+    one = [crossing_month_samples("LFP", PackPosterior(np.log([mk]), np.array([1e-9]), post.n_evidence[2:], post.cohort,
+                                                       prior_mean_sd=np.zeros(1)), temp[2:], 0.8, 1)[0, 0] for mk in m]
+    assert np.all(np.diff(np.where(np.isfinite(one), one, 1e9)) <= 0) and sorted(one) == sorted(s[2].tolist())
     assert np.nanmedian(np.where(np.isfinite(s[2]), s[2], np.nan)) < np.nanmedian(np.where(np.isfinite(s[1]), s[1], 1e9))
     # packs without evidence also carry the manufacturing spread of the initial capacity (SD_Q0),
     # each stratum of m paired with one stratum of the offset: the median date hardly moves
     assert np.allclose(fitted.offset_sd, SD_Q0) and np.allclose(fitted.offset_alpha, 0) and np.allclose(fitted.offset_beta, 0)
-    s2 = crossing_month_samples("LFP", fitted, temp, threshold=0.8, n_samples=11)
+    s2 = crossing_month_samples("LFP", dataclasses.replace(fitted, prior_mean_sd=np.zeros(3)), temp, threshold=0.8, n_samples=11)
     assert np.isfinite(s2[2]).all() and abs(np.median(s2[2]) - np.median(s[2])) <= 0.15 * np.median(s[2])
     # a pack that started 3 % above rated (and is known to have) crosses 80 % later in every stratum
     n = 3
     above = PackPosterior(post.log_m_mean, post.log_m_sd, post.n_evidence, post.cohort, offset_alpha=np.full(n, 0.03),
-                          offset_beta=np.zeros(n), offset_sd=np.full(n, 1e-6))
+                          offset_beta=np.zeros(n), offset_sd=np.full(n, 1e-6), prior_mean_sd=np.zeros(n))
     s3 = crossing_month_samples("LFP", above, temp, threshold=0.8, n_samples=11)
-    assert np.all(s3[2] >= s[2]) and np.median(s3[2]) > np.median(s[2])
+    assert np.all(np.sort(s3[2]) >= np.sort(s[2])) and np.median(s3[2]) > np.median(s[2])
 
 
 def test_bad_input_is_named():
@@ -236,3 +247,66 @@ def test_soh_now_agrees_with_a_fresh_capacity_test():
     mean = ((0.90 - 1 + m * loss) / 0.005**2) / prec
     assert post.offset_alpha[0] + post.offset_beta[0] * m == pytest.approx(mean, rel=1e-9)
     assert post.offset_sd[0] == pytest.approx(prec**-0.5, rel=1e-9)
+
+
+def _aged_fleet(n, years, seed=3):
+    temp = seasonal_temperature_c(np.full(n, 25.0), np.full(n, 8.0), 12 * years)
+    return simulate_aging("LFP", temp, 1.0, 0.0, 0.5, 365.25 / 12)
+
+
+def test_fleet_scenarios_draw_each_pack_on_its_own_and_the_unknown_cohort_mean_together():
+    import pandas as pd
+
+    from battloop.health.outlook import retirements_per_quarter
+
+    rng = np.random.default_rng(3)
+    n = 1000
+    hist = _aged_fleet(n, 8)
+    ahead = seasonal_temperature_c(np.full(n, 25.0), np.full(n, 8.0), 120)
+    start = pd.Timestamp("2026-11-24")
+    # every pack measured once: the cohort mean is known and each pack's spread is its own, so the
+    # count per quarter is a sum of many independent crossings -- its median is not 0 -- and the
+    # quarters' medians add up to the five-year median
+    loss = (hist.loss_calendar + hist.loss_cycle)[:, -1]
+    true_m = np.exp(rng.normal(0.2, 0.15, n))
+    soh = 1 + rng.normal(0, 0.01, n) - true_m * loss
+    measured = calibrate_packs(soh[:, None], loss[:, None], 0.01)
+    assert np.all(measured.shared_share() < 0.05)
+    s = crossing_month_samples("LFP", measured, ahead, 0.8, 201, state=hist.final_state)
+    df = retirements_per_quarter(s, None, start=start, n_quarters=20)
+    total = df.iloc[-1]
+    assert df.count_p50.iloc[1:8].min() > 0
+    assert abs(df.count_p50.sum() - total.cum_count_p50) <= 0.05 * total.cum_count_p50
+    assert total.cum_count_p90 - total.cum_count_p10 < 0.1 * total.cum_count_p50
+    # against the truth: the packs whose true SOH falls below 80 % within five years
+    assert abs(total.cum_count_p50 - _true_retiring(true_m, soh, loss, hist, ahead)) <= 0.06 * n
+    # nobody measured: the cohort's own rate is unknown, packs are fast or slow together and the
+    # five-year count is uncertain as a whole
+    blind = calibrate_packs(np.full((n, 1), np.nan), np.zeros((n, 1)), 0.01)
+    assert np.allclose(blind.shared_share(), np.sqrt(0.3**2 - 0.15**2) / 0.3)
+    sb = crossing_month_samples("LFP", blind, ahead, 0.8, 201, state=hist.final_state)
+    tb = retirements_per_quarter(sb, None, start=start, n_quarters=20).iloc[-1]
+    assert tb.cum_count_p90 - tb.cum_count_p10 > 0.5 * n
+
+
+def _true_retiring(true_m, soh_now, loss_now, hist, ahead, years=5):
+    """Packs whose SOH, aged on with their true multiplier, is below 80 % within ``years``."""
+    fut = simulate_aging("LFP", ahead[:, :12 * years], 1.0, 0.0, 0.5, 365.25 / 12, state=hist.final_state)
+    soh_end = soh_now - true_m * ((fut.loss_calendar + fut.loss_cycle)[:, -1] - loss_now)
+    return int(np.sum(soh_end < 0.8))
+
+
+def test_a_pack_below_a_threshold_already_crosses_at_month_0():
+    hist = _aged_fleet(2, 10)
+    loss = (hist.loss_calendar + hist.loss_cycle)[:, -1]
+    # one pack measured far below 80 %, one well above
+    post = calibrate_packs(np.array([[0.70], [0.97]]), loss[:, None], 0.005)
+    ahead = seasonal_temperature_c(np.full(2, 25.0), np.full(2, 8.0), 60)
+    fc = forecast_packs("LFP", post, ahead, state=hist.final_state, loss_now=loss)
+    assert np.all(fc.crossing_months[0.8][:, 0] == 0) and np.all(fc.crossing_months[0.8][:, 1] > 0)
+    without = forecast_packs("LFP", post, ahead, state=hist.final_state)
+    assert np.all(without.crossing_months[0.8][:, 0] == 1)  # read without today's loss: the first month ahead
+    from battloop.health.forecast import crossing_samples_from_loss
+
+    s = crossing_samples_from_loss(fc.loss_nominal, post, 0.8, 51, loss_now=loss)
+    assert np.all(s[0] == 0) and np.all(s[1] > 0)

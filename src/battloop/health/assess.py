@@ -30,13 +30,14 @@ import datetime as dt
 import math
 import re
 import time
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from battloop.registry.models import Pack
+from battloop.registry.models import Pack, Site
 
 from .estimate import (UNKNOWN_BENCH_TEMP_SD_C, EvidenceRejected, ResistanceEvidence, SeriesFindings, bms_soh_evidence,
                        capacity_test_evidence, fuse_resistance, resistance_at_reference, series_evidence)
@@ -51,7 +52,7 @@ METHOD = "semi-empirical calendar+cycle, cohort-calibrated (battloop health v1)"
 #: Telecom backup retires a pack below 80 % SOH (DOMAIN.md §3); the portfolio outlook counts crossings of it.
 RETIREMENT_SOH = 0.80
 OUTLOOK_QUARTERS = 20  # five years
-OUTLOOK_SAMPLES = 21  # stratified joint fleet scenarios behind the P10/P50/P90 counts
+OUTLOOK_SAMPLES = 201  # joint fleet scenarios behind the P10/P50/P90 counts (forecast.crossing_samples_from_loss)
 #: Replacement price of a new 48 V LFP backup pack per kWh (placeholder market level,
 #: ~3,000-4,000 CNY for a 4.8 kWh pack); set ``--price-cny-per-kwh`` or BATTLOOP_REPLACEMENT_CNY_PER_KWH.
 DEFAULT_REPLACEMENT_CNY_PER_KWH = 700.0
@@ -363,7 +364,8 @@ def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None)
     price = _price(price_cny_per_kwh)
     sites, (run,), anomalies, measured = _run(today, [None])
     with transaction.atomic():
-        HealthAssessment.objects.filter(pack__in=[r.pack for r in run.results]).delete()
+        # a subquery, not a list of ids: a fleet of millions would pass SQLite's limit on bound variables
+        HealthAssessment.objects.filter(pack__in=assessed_packs()).delete()
         HealthAssessment.objects.bulk_create(run.results, batch_size=2000)
         outlook = _store_outlook(today, timezone.now(), price, run, sites)
     from battloop.triage.registry_triage import retriage_after_assessment  # packs already triaged see the new SOH
@@ -371,7 +373,8 @@ def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None)
     return {"packs": len(run.results), "with_evidence": sum(1 for r in run.results if r.evidence_count), "anomalies": anomalies,
             "seconds": time.perf_counter() - started, "evidence": measured.counts,
             "evidence_rejected": [{"pack": s, "date": w, "kind": k, "reason": r} for s, w, k, r in measured.rejected[:50]],
-            "with_measured_resistance": sum(1 for r in run.results if r.resistance_evidence_count), **outlook}
+            "with_measured_resistance": sum(1 for r in run.results if r.resistance_evidence_count),
+            "packs_left_out": packs_left_out(), **outlook}
 
 
 def what_if(scenario: Scenario, today: dt.date | None = None, price_cny_per_kwh: float | None = None) -> tuple[dict, dict]:
@@ -384,6 +387,20 @@ def what_if(scenario: Scenario, today: dt.date | None = None, price_cny_per_kwh:
     return (_store_outlook(today, now, price, base, sites, store=False), _store_outlook(today, now, price, what, sites, store=False))
 
 
+def assessed_packs():
+    """The packs an assessment covers: in service at a site, with a pack model and an install date
+    (the aging law needs the chemistry and the time in service)."""
+    return (Pack.objects.filter(state__in=["installed", "flagged", "redeployed"]).exclude(model=None).exclude(install_date=None)
+            .exclude(site=None))
+
+
+def packs_left_out() -> dict:
+    """Packs in service at a site that an assessment cannot cover, by what is missing: their
+    capacity is not in their site's backup hours either, so the operator has to know."""
+    at_sites = Pack.objects.filter(state__in=["installed", "flagged", "redeployed"]).exclude(site=None)
+    return {"no_pack_model": at_sites.filter(model=None).count(), "no_install_date": at_sites.filter(install_date=None).count()}
+
+
 def _price(price_cny_per_kwh: float | None) -> float:
     price = replacement_price_cny_per_kwh() if price_cny_per_kwh is None else float(price_cny_per_kwh)
     if not price >= 0:
@@ -393,10 +410,11 @@ def _price(price_cny_per_kwh: float | None) -> float:
 
 def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook], int, _Evidence]:
     """Calibrate every cohort once and forecast it under each scenario (None = the site's own climate and usage)."""
-    in_service = (Pack.objects.filter(state__in=["installed", "flagged", "redeployed"]).exclude(model=None).exclude(install_date=None)
-                  .exclude(site=None))
+    in_service = assessed_packs()
     packs = list(in_service.select_related("model", "site", "site__owner", "owner", "latest_reading"))
-    sites = {p.site_id: p.site for p in packs}
+    # every site is in the backup outlook, also one whose packs have all left service (stolen,
+    # failed, retired): it has no backup at all and belongs at the top of the list, not off it
+    sites = {s.pk: s for s in Site.objects.all()}
     site_row = {sid: i for i, sid in enumerate(sorted(sites))}
     runs = [_ScenarioOutlook(len(site_row)) for _ in scenarios]
     con, lake_files = _lake_connection()
@@ -475,14 +493,16 @@ def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook],
         anomalies += len(flag_by)
         for sc, out in zip(scenarios, runs):
             fc = forecast_packs(chemistry, post, ahead, soc_float=0.97, outages_per_year=usage, state=state, pack_factor=PACK_FACTOR,
-                                scenario=sc)
+                                scenario=sc, loss_now=now_loss)
             # backup energy of each pack, summed per site
             soh_path = np.concatenate([soh_now[:, :, None], fc.soh], axis=-1)[:, :, OUTLOOK_MONTHS]  # (3, n, months kept)
             energy = pack_energy_wh(soh_path, rated[None, :, None], volts[None, :, None])
             np.add.at(out.site_energy, rows, np.moveaxis(energy, 0, 1))
             if first_life.any():
+                # a pack below the line already is due now: month 0 counts in the current quarter
                 out.retire_months.append(crossing_samples_from_loss(fc.loss_nominal[first_life], post.subset(first_life),
-                                                                    RETIREMENT_SOH, OUTLOOK_SAMPLES))
+                                                                    RETIREMENT_SOH, OUTLOOK_SAMPLES, loss_now=now_loss[first_life],
+                                                                    seed=zlib.crc32(model_code.encode())))
                 out.retire_packs.extend(p for p, f in zip(group, first_life) if f)
             for i, p in enumerate(group):
                 # every threshold's P10/P50/P90 crossing date, once: the indexed columns and the stored forecast share them
@@ -561,7 +581,7 @@ def _store_outlook(today, now, price, run_out: _ScenarioOutlook, sites: dict, st
             short_p10=short_date(i, 0), short_p50=short_date(i, 1), short_p90=short_date(i, 2),
             earliest_failing_pack=e.pack if e else None, earliest_failing_eol80_p50=e.eol80_p50 if e else None))
     if store:
-        SiteBackupOutlook.objects.filter(site_id__in=site_ids).delete()
+        SiteBackupOutlook.objects.all().delete()  # every site has a row of the new run (the old run's went with it)
         SiteBackupOutlook.objects.bulk_create(rows, batch_size=2000)
 
     n_retire = 0

@@ -82,6 +82,12 @@ class PackPosterior:
     offset_alpha: np.ndarray | None = None
     offset_beta: np.ndarray | None = None
     offset_sd: np.ndarray | None = None
+    #: sd of the log m that the pack's prior is centred on (its cohort's or climate zone's mean, as far
+    #: as the packs with evidence have not pinned it down), and the label of that prior: what the packs
+    #: of one label do not know of their common mean they get wrong together (see
+    #: :func:`crossing_samples_from_loss`). None: the hyper-prior's share (:func:`cohort_mean_sd`), one label.
+    prior_mean_sd: np.ndarray | None = None
+    prior_group: np.ndarray | None = None
 
     def multiplier_quantiles(self, z=QUANTILE_Z) -> np.ndarray:
         """Quantiles of m, shape (len(z), npacks)."""
@@ -119,10 +125,35 @@ class PackPosterior:
         pick = (lambda a: None if a is None else a[which])
         return PackPosterior(self.log_m_mean[which], self.log_m_sd[which], self.n_evidence[which], self.cohort,
                              pick(self.prior_mean), pick(self.prior_sd), pick(self.offset_alpha), pick(self.offset_beta),
-                             pick(self.offset_sd))
+                             pick(self.offset_sd), pick(self.prior_mean_sd), pick(self.prior_group))
+
+    def shared_share(self) -> np.ndarray:
+        """Per pack, the correlation of its log m with the unknown part of its prior's mean.
+
+        The posterior mean of log m moves with the prior mean by ``sd^2 / prior_sd^2`` (the prior's
+        share of the posterior precision), so the part of the pack's uncertainty that it shares with
+        every pack of the same prior has sd ``prior_mean_sd * sd^2 / prior_sd^2``; as a share of ``sd``
+        that is ``prior_mean_sd * sd / prior_sd^2`` (1 for a pack without evidence whose prior is all
+        unknown mean, near 0 for one pinned down by its own measurements or in a well-measured cohort).
+        """
+        n = self.log_m_mean.shape[0]
+        prior_sd = np.broadcast_to(self.prior_sd if self.prior_sd is not None else self.cohort.log_m_sd, (n,))
+        mean_sd = np.broadcast_to(self.prior_mean_sd if self.prior_mean_sd is not None else cohort_mean_sd(self.cohort), (n,))
+        return np.clip(mean_sd * self.log_m_sd / np.maximum(prior_sd, 1e-9) ** 2, 0.0, 1.0)
 
 
 GRID = np.linspace(-3.0, 3.0, 301)  # log m
+
+#: Pack-to-pack spread of log m within one cohort: BLAST-Lite's default spread of
+#: ``degradation_scalar`` between cells of one type (sd 0.15). The default cohort prior (sd 0.3) is
+#: wider because the cohort's own mean is unknown too; the rest of its variance is that unknown mean.
+PACK_SPREAD_LOG_SD = 0.15
+
+
+def cohort_mean_sd(prior: CohortPrior) -> float:
+    """The sd of a cohort's mean log m that a prior of no measured pack carries: the part of its
+    variance that is not the pack-to-pack spread (:data:`PACK_SPREAD_LOG_SD`)."""
+    return float(np.sqrt(max(prior.log_m_sd**2 - PACK_SPREAD_LOG_SD**2, 0.0)))
 
 
 def _evidence_stats(soh, loss, sd, mask, shared):
@@ -238,6 +269,7 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
     stats = _evidence_stats(soh, loss, sd, msk, shared)
     mean, sdv = _grid_posterior(stats, prior, sd_q0, bms_bias_sd)
     informative = n_ev > 0
+    mean_sd = cohort_mean_sd(hyper)  # what is unknown of the cohort's mean
     if estimate_cohort and informative.sum() >= 2:
         for _ in range(iterations):
             mu_i, sd_i = mean[informative], sdv[informative]
@@ -251,8 +283,11 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
             tau = float(np.sqrt((n * tau2 + k * hyper.log_m_sd**2) / (n + k)))
             prior = CohortPrior(mu, max(tau, 0.03))
             mean, sdv = _grid_posterior(stats, prior, sd_q0, bms_bias_sd)
+            # the mean of n packs that spread by tau2, shrunk with k pseudo-packs at the hyper-prior's mean
+            mean_sd = float(np.sqrt(n * tau2 + (k * cohort_mean_sd(hyper)) ** 2) / (n + k))
     npk = soh.shape[0]
     prior_mean, prior_sd = np.full(npk, prior.log_m_mean), np.full(npk, prior.log_m_sd)
+    prior_mean_sd, prior_group = np.full(npk, mean_sd), np.zeros(npk, dtype=np.int64)
     if groups is not None:
         gi = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1].reshape(-1)
         if gi.size != npk:
@@ -260,12 +295,14 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
         if gi.max() > 0 and informative.sum() >= 2:
             # each pack's own estimate, hardly shrunk (prior sd 3 in log m), for the sub-cohort means
             own_mean, own_sd = _grid_posterior(stats, CohortPrior(prior.log_m_mean, 3.0), sd_q0, bms_bias_sd)
-            g_mean, g_sd = _sub_cohort_priors(own_mean[informative], own_sd[informative], gi[informative], int(gi.max()) + 1,
-                                              prior)
+            g_mean, g_sd, g_unknown = _sub_cohort_priors(own_mean[informative], own_sd[informative], gi[informative],
+                                                         int(gi.max()) + 1, prior)
             prior_mean, prior_sd = g_mean[gi], g_sd[gi]
+            # a zone's mean: the cohort's unknown mean plus what the zone's packs leave unknown of its effect
+            prior_mean_sd, prior_group = np.sqrt(mean_sd**2 + g_unknown[gi]), gi
             mean, sdv = _grid_posterior(stats, CohortPrior(prior_mean[:, None], prior_sd[:, None]), sd_q0, bms_bias_sd)
     alpha, beta, offset_sd = _offset_posterior(stats, sd_q0, bms_bias_sd)
-    return PackPosterior(mean, sdv, n_ev, prior, prior_mean, prior_sd, alpha, beta, offset_sd)
+    return PackPosterior(mean, sdv, n_ev, prior, prior_mean, prior_sd, alpha, beta, offset_sd, prior_mean_sd, prior_group)
 
 
 def _sub_cohort_priors(own_mean, own_sd, gi, n_groups: int, cohort: CohortPrior):
@@ -276,8 +313,9 @@ def _sub_cohort_priors(own_mean, own_sd, gi, n_groups: int, cohort: CohortPrior)
     Cochran's Q of the zone means (method of moments, DerSimonian & Laird 1986); each
     zone's mean is shrunk to the cohort's by ``B = v / (v + omega^2)`` (Efron & Morris 1975), so a
     zone of few packs or no real difference keeps the cohort prior exactly. A zone's prior sd is
-    ``sqrt(tau_w^2 + B omega^2)``: the pack spread plus what is still unknown of the zone.
-    Zones without informative packs get the cohort prior.
+    ``sqrt(tau_w^2 + B omega^2)``: the pack spread plus what is still unknown of the zone
+    (``B omega^2``, returned third: the packs of a zone share it). Zones without informative packs
+    get the cohort prior.
     """
     tau2 = cohort.log_m_sd**2
     omega2 = 0.0
@@ -309,7 +347,7 @@ def _sub_cohort_priors(own_mean, own_sd, gi, n_groups: int, cohort: CohortPrior)
         b[fin] = v[fin] / (v[fin] + omega2)
     g_mean = b * cohort.log_m_mean + (1.0 - b) * ybar
     g_sd = np.sqrt(tw2 + b * omega2)
-    return g_mean, g_sd
+    return g_mean, g_sd, b * omega2
 
 
 # ---------------------------------------------------------------- climate and usage
@@ -345,18 +383,20 @@ class PackForecast:
     months: np.ndarray  # months ahead, 1..n
     soh: np.ndarray  # (3, npacks, n): P10, P50, P90
     resistance: np.ndarray  # (3, npacks, n): P10, P50, P90 relative resistance
-    crossing_months: dict  # threshold -> (3, npacks): P10 (early), P50, P90 (late) months ahead; inf = not within horizon
+    crossing_months: dict  # threshold -> (3, npacks): P10 (early), P50, P90 (late) months ahead; 0 = below already (with loss_now); inf = not within horizon
     loss_nominal: np.ndarray | None = None  # (npacks, n): cumulative capacity loss at rate multiplier 1
 
 
 def forecast_packs(chemistry, posterior: PackPosterior, monthly_temp_c, soc_float=1.0, outages_per_year=0.0, outage_dod=0.5,
                    state: AgingState | None = None, scenario: Scenario | None = None, thresholds=TRIAGE_THRESHOLDS,
-                   pack_factor: float = 1.0, dtype=np.float64) -> PackForecast:
+                   pack_factor: float = 1.0, dtype=np.float64, loss_now=None) -> PackForecast:
     """SOH/resistance quantiles per month ahead and threshold-crossing months.
 
     ``monthly_temp_c`` is (npacks, n_months) (e.g. from :func:`seasonal_temperature_c`);
     ``state`` is the aging state of each pack's history (``simulate_aging(...).final_state``);
-    without it the packs are taken as new. NaN temperatures are refused by the model:
+    without it the packs are taken as new. ``loss_now`` (each pack's nominal loss today, as
+    evidence is read against) lets a quantile that is below a threshold already say so:
+    crossing month 0, where otherwise it would read as crossing in the first month ahead. NaN temperatures are refused by the model:
     fill them first with :func:`battloop.health.models.fill_temperature_gaps`.
     """
     sc = scenario or Scenario()
@@ -375,49 +415,75 @@ def forecast_packs(chemistry, posterior: PackPosterior, monthly_temp_c, soc_floa
     rgrow = nominal.r - 1.0
     soh = posterior.soh_quantiles(loss, dtype)
     res = 1.0 + posterior.multiplier_quantiles(QUANTILE_Z).astype(dtype)[:, :, None] * rgrow[None]
+    soh_now = None if loss_now is None else posterior.soh_quantiles(np.asarray(loss_now, dtype=dtype).reshape(npacks, 1), dtype)[:, :, 0]
     crossings = {}
     for thr in thresholds:
         # every quantile path is non-increasing in time (loss is non-decreasing), so the crossing
         # index is a count; the P10 path crosses first
         idx = np.sum(soh > thr, axis=-1)
-        crossings[thr] = np.where(idx >= n, np.inf, idx + 1.0)
+        months = np.where(idx >= n, np.inf, idx + 1.0)
+        crossings[thr] = months if soh_now is None else np.where(soh_now <= thr, 0.0, months)
     return PackForecast(np.arange(1, n + 1), soh, res, crossings, loss)
 
 
-def crossing_month_samples(chemistry, posterior: PackPosterior, monthly_temp_c, threshold=0.8, n_samples: int = 21, **kw):
-    """Stratified samples of the month of crossing ``threshold`` per pack, shape (npacks, n_samples).
-
-    Sample j uses the multiplier at probability (j + 0.5) / n_samples of the
-    pack's posterior; crossing time is monotone in m, so these are exact
-    stratified draws of the crossing-date distribution. ``inf`` = beyond horizon.
+def crossing_month_samples(chemistry, posterior: PackPosterior, monthly_temp_c, threshold=0.8, n_samples: int = 21, *,
+                           soc_float=1.0, efc_per_month=0.0, outage_dod=0.5, pack_factor: float = 1.0,
+                           state: AgingState | None = None, scenario: Scenario | None = None, seed: int = 0):
+    """Samples of the month of crossing ``threshold`` per pack, shape (npacks, n_samples): the
+    aging law run through ``monthly_temp_c`` (npacks, n_months) and the usage given, then
+    :func:`crossing_samples_from_loss`. ``scenario`` adds its temperature offset, scales
+    ``efc_per_month`` by its outage multiplier and may override the float SOC. ``inf`` = beyond horizon.
     """
-    temp = np.asarray(monthly_temp_c, dtype=float)
-    nominal = simulate_aging(chemistry, temp + kw.get("temp_offset_c", 0.0), kw.get("soc_float", 1.0),
-                             kw.get("efc_per_month", 0.0), kw.get("outage_dod", 0.5), DAYS_PER_MONTH, 1.0, kw.get("pack_factor", 1.0),
-                             state=kw.get("state"))
-    loss = (nominal.loss_calendar + nominal.loss_cycle) * kw.get("pack_factor", 1.0)
-    return crossing_samples_from_loss(loss, posterior, threshold, n_samples)
+    sc = scenario or Scenario()
+    soc = sc.soc_float if sc.soc_float is not None else soc_float
+    temp = np.asarray(monthly_temp_c, dtype=float) + sc.temp_offset_c
+    nominal = simulate_aging(chemistry, temp, soc, np.asarray(efc_per_month, dtype=float) * sc.outage_multiplier, outage_dod,
+                             DAYS_PER_MONTH, 1.0, pack_factor, state=state)
+    loss = (nominal.loss_calendar + nominal.loss_cycle) * pack_factor
+    return crossing_samples_from_loss(loss, posterior, threshold, n_samples, seed=seed)
 
 
-def crossing_samples_from_loss(loss_nominal, posterior: PackPosterior, threshold=0.8, n_samples: int = 21):
-    """Stratified crossing-month samples from a nominal loss path already simulated
-    (e.g. :attr:`PackForecast.loss_nominal`), shape (npacks, n_samples); see
-    :func:`crossing_month_samples`. Loss is non-decreasing, so the month is a count."""
+def crossing_samples_from_loss(loss_nominal, posterior: PackPosterior, threshold=0.8, n_samples: int = 21, loss_now=None,
+                               seed: int = 0):
+    """Samples of each pack's crossing month from a nominal loss path already simulated
+    (e.g. :attr:`PackForecast.loss_nominal`), shape (npacks, n_samples). Loss is non-decreasing,
+    so the month is a count: 1 = the first month ahead; with ``loss_now`` (each pack's nominal
+    loss today) 0 = below ``threshold`` already. ``inf`` = beyond the horizon.
+
+    Sample j of all packs together is one joint scenario of the fleet (retirements per quarter
+    are counted per sample, :func:`battloop.health.outlook.retirements_per_quarter`), so the
+    packs' draws must be as dependent as the packs are. A pack's uncertainty in log m is mostly
+    its own -- how it differs from the others of its cohort -- and those parts are drawn
+    independently: each pack takes the strata of its posterior in its own random order
+    (Latin-hypercube columns, McKay et al. 1979), and so does its initial-capacity offset.
+    What packs of one prior do not know of that prior's mean they get wrong together: that share
+    (:meth:`PackPosterior.shared_share`) comes from one draw per prior group and sample. Each
+    pack's margin is unchanged; the fleet's count per quarter then spreads as much as the
+    unknown cohort mean makes it, not as if all packs were fast or slow together. ``seed``
+    makes the draws reproducible (give each cohort its own).
+    """
     loss = np.asarray(loss_nominal, dtype=float)
-    u = (np.arange(n_samples) + 0.5) / n_samples
-    z = special.ndtri(u)
-    m = np.exp(posterior.log_m_mean[:, None] + z[None, :] * posterior.log_m_sd[:, None])
-    # the offset's own spread: the same strata in a fixed shuffled order (Latin-hypercube pairing,
-    # McKay et al. 1979), so both margins stay stratified and the run stays reproducible
-    z_offset = z[np.random.default_rng(0).permutation(n_samples)]
+    npk = loss.shape[0]
+    if loss_now is not None:
+        loss = np.concatenate([np.asarray(loss_now, dtype=float).reshape(npk, 1), loss], axis=1)
+    rng = np.random.default_rng(seed)
+    z = special.ndtri((np.arange(n_samples) + 0.5) / n_samples)
+    group = np.zeros(npk, dtype=np.int64) if posterior.prior_group is None else np.asarray(posterior.prior_group, dtype=np.int64)
+    n_groups = int(group.max()) + 1 if npk else 1
+    z_shared = z[rng.random((n_groups, n_samples)).argsort(axis=1)][group]
+    rho = posterior.shared_share()[:, None]
+    z_m = rho * z_shared + np.sqrt(1.0 - rho**2) * z[rng.random((npk, n_samples)).argsort(axis=1)]
+    m = np.exp(posterior.log_m_mean[:, None] + z_m * posterior.log_m_sd[:, None])
+    z_offset = z[rng.random((npk, n_samples)).argsort(axis=1)]
     alpha, beta, sd = posterior._offset()
-    offset = alpha[:, None] + sd[:, None] * z_offset[None, :]
+    offset = alpha[:, None] + sd[:, None] * z_offset
     # SOH = 1 + offset + m (beta - L) > threshold  <=>  L < (1 + offset - threshold) / m + beta
     need = (1.0 + offset - threshold) / m + beta[:, None]
     idx = np.empty(need.shape, dtype=np.int64)
-    for a in range(0, loss.shape[0], 20_000):  # chunks bound the (packs x samples x months) comparison
+    for a in range(0, npk, 20_000):  # chunks bound the (packs x samples x months) comparison
         idx[a:a + 20_000] = np.sum(loss[a:a + 20_000, None, :] < need[a:a + 20_000, :, None], axis=-1)
-    return np.where(idx >= loss.shape[1], np.inf, idx + 1.0)
+    first = 0.0 if loss_now is not None else 1.0
+    return np.where(idx >= loss.shape[1], np.inf, idx + first)
 
 
 def _count_below(loss, need):

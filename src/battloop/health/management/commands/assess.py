@@ -61,6 +61,10 @@ class Command(BaseCommand):
                           f"discharges ({e['outage_discharges_rejected']:,} found but uninformative), {e['bench_resistance_tests']:,} "
                           f"bench DCIR and {e['current_steps']:,} current-step resistances ({r['with_measured_resistance']:,} packs "
                           f"with a measured resistance)")
+        left = r["packs_left_out"]
+        if any(left.values()):
+            self.stdout.write(f"not assessed and not counted in their site's backup: {left['no_pack_model']:,} packs without a pack "
+                              f"model, {left['no_install_date']:,} without an install date (fix them in the registry)")
         for x in r["evidence_rejected"][:5]:
             self.stdout.write(f"  not used: {x['pack']} {x['date'] or ''} {x['kind']}: {x['reason']}")
         if r.get("sites"):
