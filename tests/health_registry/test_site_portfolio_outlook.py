@@ -2,6 +2,7 @@
 and each owner's retirements per quarter with P10/P50/P90, energy and replacement cost."""
 
 import datetime as dt
+import re
 
 import numpy as np
 import pandas as pd
@@ -170,7 +171,13 @@ def test_assess_flags_the_fast_aging_pack_with_its_evidence(demo_instance):
     call_command("assess")
     flagged = dict(HealthAssessment.objects.exclude(anomaly="").values_list("pack__serial", "anomaly"))
     assert faults.fast_aging_pack in flagged
-    assert "cohort" in flagged[faults.fast_aging_pack]
+    # the reason names the cohort it is compared with and the evidence it rests on
+    pack = Pack.objects.select_related("model", "site").get(serial=faults.fast_aging_pack)
+    reason = flagged[faults.fast_aging_pack]
+    assert f"median pack of {pack.model.code} in {pack.site.climate_zone or 'an unknown climate zone'}" in reason
+    assert "evidence: " in reason and "where the median pack would be at" in reason
+    measured, median_pack = (float(x) for x in re.findall(r"SOH ([\d.]+) % where the median pack would be at ([\d.]+) %", reason)[0])
+    assert measured < median_pack
     assert len(flagged) <= 3  # the cell-to-cell spread alone is not an anomaly
 
 

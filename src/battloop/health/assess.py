@@ -487,8 +487,11 @@ def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook],
         volts = np.array([p.model.nominal_voltage_v for p in group])
         rows = np.array([site_row[p.site_id] for p in group])
         first_life = np.array([p.state in FIRST_LIFE for p in group])
-        flags = aging_anomalies(post.log_m_mean, post.log_m_sd, post.cohort.log_m_mean, post.cohort.log_m_sd,
-                                pack_ids=[p.serial for p in group])
+        # each pack against the packs of its model in its own climate zone (the prior it was calibrated with)
+        flags = aging_anomalies(post.log_m_mean, post.log_m_sd, post.prior_mean, post.prior_sd, pack_ids=[p.serial for p in group],
+                                cohort_labels=[f"{model_code} in {p.site.climate_zone or 'an unknown climate zone'}" for p in group],
+                                evidence=[_anomaly_evidence(p, obs, sources[i], loss[i], post.prior_mean[i])
+                                          for i, (p, (obs, _)) in enumerate(zip(group, observations))])
         flag_by = dict(zip(flags["pack"], flags["reason"]))
         anomalies += len(flag_by)
         for sc, out in zip(scenarios, runs):
@@ -517,6 +520,22 @@ def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook],
                     evidence_sources=sources[i], forecast=_pack_forecast(fc, i, dates, today),
                     **(_measured_resistance(measured.resistance.get(p.pk, [])) or {})))
     return sites, runs, anomalies, measured
+
+
+def _anomaly_evidence(pack, observations: list, sources: dict, loss_nominal, prior_log_m: float) -> str:
+    """What a pack's anomaly rests on, in words: its evidence by source and its latest measurement
+    (a measured capacity before a BMS reading) against the SOH its cohort's median pack would
+    show at that age."""
+    if not observations:
+        return ""
+    measured = [o for o in observations if o[3] != "bms"]
+    month, soh, _, src = max(measured or observations, key=lambda o: o[0])
+    k = min(max(month, 0), len(loss_nominal) - 1)
+    median_pack = 1.0 - math.exp(prior_log_m) * float(loss_nominal[k])
+    when = date_ahead(pack.install_date, month)
+    counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in sorted(sources.items()))
+    return (f"evidence: {counts}; latest {src.replace('_', ' ')} {when:%Y-%m}: SOH {100 * soh:.1f} % where the median pack "
+            f"would be at {100 * median_pack:.1f} %")
 
 
 #: Years ahead at which each pack's SOH and resistance quantiles are stored (the forecast runs monthly).

@@ -192,25 +192,35 @@ def retirements_per_quarter(crossing_month_samples, group_keys: dict | None = No
     return pd.DataFrame(rows)
 
 
-def aging_anomalies(log_m_mean, log_m_sd, cohort_mean: float, cohort_sd: float, pack_ids=None, min_probability: float = 0.9):
+def aging_anomalies(log_m_mean, log_m_sd, cohort_mean, cohort_sd, pack_ids=None, min_probability: float = 0.9,
+                    cohort_labels=None, evidence=None):
     """Packs aging faster than their cohort, with the evidence.
 
     A pack is flagged when the posterior probability that its rate multiplier
-    exceeds the cohort's P90 is at least ``min_probability`` -- i.e. it is
-    credibly in the fast tail, not merely noisy. Returns a DataFrame sorted by
-    that probability with the multiplier, the cohort P90 and a one-line reason.
+    exceeds its cohort's P90 is at least ``min_probability`` -- i.e. it is
+    credibly in the fast tail, not merely noisy. ``cohort_mean``/``cohort_sd`` (log m)
+    are one cohort's or one per pack: the prior each pack was calibrated with (a pack
+    model within one climate zone), so a pack is compared with the packs that live like it.
+    ``cohort_labels`` names each pack's cohort and ``evidence`` gives each pack's evidence
+    in words (what was measured and what the cohort would show); both go into the reason.
+    Returns a DataFrame sorted by that probability with the multiplier, the cohort P90
+    and a one-line reason.
     """
     from scipy.special import ndtr
 
     mu = np.asarray(log_m_mean, dtype=float)
     sd = np.maximum(np.asarray(log_m_sd, dtype=float), 1e-9)
-    thr = cohort_mean + Z_P90 * cohort_sd
+    c_mean = np.broadcast_to(np.asarray(cohort_mean, dtype=float), mu.shape)
+    thr = c_mean + Z_P90 * np.broadcast_to(np.asarray(cohort_sd, dtype=float), mu.shape)
     p_fast = ndtr((mu - thr) / sd)
     ids = np.asarray(pack_ids) if pack_ids is not None else np.arange(mu.size)
+    labels = [""] * mu.size if cohort_labels is None else [f" of {c}" for c in cohort_labels]
+    notes = [""] * mu.size if evidence is None else [f"; {e}" if e else "" for e in evidence]
     flag = p_fast >= min_probability
     df = pd.DataFrame({"pack": ids, "rate_multiplier": np.exp(mu), "rate_multiplier_p10": np.exp(mu - Z_P90 * sd),
-                       "cohort_p90_multiplier": float(np.exp(thr)), "p_faster_than_cohort_p90": p_fast, "flagged": flag})
-    df["reason"] = [f"ages {np.exp(m - cohort_mean):.2f}x the cohort median (P(> cohort P90) = {p:.0%})" for m, p in zip(mu, p_fast)]
+                       "cohort_p90_multiplier": np.exp(thr), "p_faster_than_cohort_p90": p_fast, "flagged": flag})
+    df["reason"] = [f"ages {np.exp(m - c):.2f}x the median pack{lab} (P(> their P90) = {p:.0%}){note}"
+                    for m, c, p, lab, note in zip(mu, c_mean, p_fast, labels, notes)]
     return df[df.flagged].sort_values("p_faster_than_cohort_p90", ascending=False).reset_index(drop=True)
 
 
