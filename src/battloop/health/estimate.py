@@ -19,10 +19,11 @@ Sources (DOMAIN.md section 3):
   with the resolution of the voltage and current sensors, reported at 25 C through an
   Arrhenius law (:func:`resistance_at_reference`) so that winter and summer readings compare.
 
-:class:`SohFilter` fuses the evidence of one pack over time with a two-state
-Kalman filter (SOH and its fade rate per day; Plett 2004, J. Power Sources
-134:262 uses the same structure for capacity estimation), so a noisy BMS reading
-counts for less than a capacity test and old evidence decays into the trend.
+:class:`SohFilter` fuses the evidence of one pack over time with a Kalman filter
+of SOH and its fade rate per day (Plett 2004, J. Power Sources 134:262 uses the
+same structure for capacity estimation) plus the BMS's unknown extra bias, so a
+noisy BMS reading counts for less than a capacity test, measurements calibrate
+the BMS, and old evidence decays into the trend.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .models import R_GAS, arrhenius
+from .models import R_GAS, arrhenius, check_temperature_c
 
 # Open-circuit voltage per cell vs SOC (25 C, rested). LFP/graphite: typical
 # A123/CATL-class curve (flat 3.26-3.34 V plateau); NMC/graphite: typical
@@ -45,8 +46,38 @@ OCV_TABLES = {
 }
 
 
+#: Highest per-cell voltage read as a rested (or float-charged) cell: the upper charge limit of
+#: typical cell datasheets (LFP 3.65 V; NMC 4.2 V plus the 50 mV a charger may overshoot). A
+#: float-charged pack rests above the top of its OCV table and reads as full, which it is; above
+#: the charge limit the value is not one cell's voltage.
+CHARGE_LIMIT_V_CELL = {"LFP": 3.65, "NMC": 4.25}
+#: How far below the table's empty voltage (or above the top of a caller's own table) a rested
+#: cell voltage may read: sensor error plus LFP hysteresis (~15 mV each, Plett vol. 1, sec. 2.7).
+REST_VOLTAGE_MARGIN_V = 0.05
+#: No single Li-ion cell rests above this: a larger value is a pack or module voltage.
+PACK_VOLTAGE_HINT_V = 10.0
+
+
 class EvidenceRejected(ValueError):
     """An input that carries no usable health information; the message says why and what would help."""
+
+
+def _finite(value, name: str, unit: str = "") -> float:
+    """``value`` as a float, refusing NaN and infinity with the field named."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise EvidenceRejected(f"{name} = {value!r} is not a number") from None
+    if not np.isfinite(v):
+        raise EvidenceRejected(f"{name} = {v}{unit and ' ' + unit} is not a finite number: give a real value (NaN and inf carry none)")
+    return v
+
+
+def _positive(value, name: str, unit: str = "", allow_zero: bool = False) -> float:
+    v = _finite(value, name, unit)
+    if v < 0 or (v == 0 and not allow_zero):
+        raise EvidenceRejected(f"{name} = {v:g}{unit and ' ' + unit} must be {'non-negative' if allow_zero else 'positive'}")
+    return v
 
 
 @dataclass(frozen=True)
@@ -69,23 +100,70 @@ class ResistanceEvidence:
     detail: dict = field(default_factory=dict)
 
 
-def _chem(chemistry):
+def _chem_key(chemistry) -> str:
     key = str(chemistry).strip().upper()
     key = {"NCM": "NMC", "NCA": "NMC", "LIFEPO4": "LFP"}.get(key, key)
     if key not in OCV_TABLES:
         raise EvidenceRejected(f"no OCV curve for chemistry {chemistry!r}: known are {', '.join(OCV_TABLES)}; pass ocv_table=(soc, volts)")
-    return OCV_TABLES[key]
+    return key
 
 
-def soc_from_voltage(cell_voltage_v, chemistry="LFP", voltage_sd_v=0.015, ocv_table=None):
+def _chem(chemistry):
+    return OCV_TABLES[_chem_key(chemistry)]
+
+
+def _check_cell_voltage(v: np.ndarray, v_pts, top_v: float, name: str, what: str) -> None:
+    """Refuse rested cell voltages that are NaN or outside what the OCV table can read.
+
+    Below the table's empty voltage by more than :data:`REST_VOLTAGE_MARGIN_V`, or above
+    ``top_v``, np.interp would clamp the SOC to 0 or 1 and a wrong input (a pack voltage, a
+    reading under load, a dropout) would pass as a full or empty cell.
+    """
+    if v.size == 0:
+        return
+    lo_v = float(v_pts[0]) - REST_VOLTAGE_MARGIN_V
+    v_min, v_max = float(v.min()), float(v.max())
+    if lo_v <= v_min and v_max <= top_v:  # False when either is NaN
+        return
+    bad = ~(np.isfinite(v) & (v >= lo_v) & (v <= top_v))
+    x = float(v[tuple(np.argwhere(bad)[0])]) if v.ndim else float(v)
+    at = f" (index {tuple(int(i) for i in np.argwhere(bad)[0])})" if v.ndim else ""
+    if not np.isfinite(x):
+        raise EvidenceRejected(f"{name} = {x}{at} is not a finite voltage: give the rested cell voltage in V")
+    span = f"{what} OCV table spans {float(v_pts[0]):g}..{float(v_pts[-1]):g} V per cell (accepted {lo_v:g}..{top_v:g} V)"
+    if x > PACK_VOLTAGE_HINT_V:
+        fix = "it looks like a pack voltage: divide by the number of cells in series"
+    elif x > top_v:
+        fix = "if it is the voltage of several cells in series, divide by their number"
+    else:
+        fix = "below an empty cell's rested voltage: is it read under load, or a sensor dropout?"
+    raise EvidenceRejected(f"{name} = {x:g} V{at} is outside what the OCV curve can read: the {span}; {fix}")
+
+
+def soc_from_voltage(cell_voltage_v, chemistry="LFP", voltage_sd_v=0.015, ocv_table=None, name: str = "cell_voltage_v"):
     """SOC and its sd from a rested cell voltage, by inverting the OCV curve.
 
     sd(SOC) = sd(V) / |dOCV/dSOC| at that point (first-order propagation),
     capped at 0.5. The default sd(V) of 15 mV per cell covers sensor error and
     the charge/discharge hysteresis of LFP (~10-20 mV; Plett vol. 1, sec. 2.7).
+
+    A voltage above the table's full value up to the chemistry's charge limit
+    (:data:`CHARGE_LIMIT_V_CELL`; for a caller's ``ocv_table``, its top plus
+    :data:`REST_VOLTAGE_MARGIN_V`) is a float-charged cell and reads as full.
+    NaN, a voltage below the table's empty value by more than the margin, or above
+    that limit (a pack voltage, a reading under charge) is refused
+    (:class:`EvidenceRejected`, naming ``name``) instead of being clamped to 0 or 1.
     """
-    soc_pts, v_pts = ocv_table if ocv_table is not None else _chem(chemistry)
+    if ocv_table is not None:
+        soc_pts, v_pts = ocv_table
+        top_v, what = float(v_pts[-1]) + REST_VOLTAGE_MARGIN_V, "given"
+    else:
+        key = _chem_key(chemistry)
+        soc_pts, v_pts = OCV_TABLES[key]
+        top_v, what = CHARGE_LIMIT_V_CELL[key], key
+    _positive(voltage_sd_v, "voltage_sd_v", "V", allow_zero=True)
     v = np.asarray(cell_voltage_v, dtype=float)
+    _check_cell_voltage(v, v_pts, top_v, name, what)
     soc = np.interp(v, v_pts, soc_pts)
     slope = np.gradient(v_pts, soc_pts)
     dvds = np.interp(soc, soc_pts, slope)
@@ -98,11 +176,20 @@ def capacity_test_evidence(discharged_ah, rated_ah, t_days=0.0, temp_c=25.0, met
 
     Capacity rises ~0.5 %/C near room temperature (typical Li-ion datasheet
     derating); the correction's own uncertainty grows with the distance from 25 C.
+    NaN or infinite inputs and test temperatures outside -60..120 C (the aging
+    model's :data:`~battloop.health.models.TEMP_RANGE_C`: a value there is a unit
+    error such as Kelvin) are refused (:class:`EvidenceRejected`).
     """
-    if rated_ah <= 0:
-        raise EvidenceRejected(f"rated capacity {rated_ah} Ah must be positive")
-    if discharged_ah <= 0 or not np.isfinite(discharged_ah):
-        raise EvidenceRejected(f"discharged capacity {discharged_ah} Ah is not a valid test result")
+    if not (np.isfinite(rated_ah) and rated_ah > 0):
+        raise EvidenceRejected(f"rated capacity rated_ah = {rated_ah} Ah must be a positive number: give the pack model's rated Ah")
+    if not (np.isfinite(discharged_ah) and discharged_ah > 0):
+        raise EvidenceRejected(f"discharged capacity discharged_ah = {discharged_ah} Ah is not a valid test result")
+    check_temperature_c(temp_c, "temp_c", error=EvidenceRejected,
+                        fix="give the test's temperature in C (25 when it was run at room temperature)")
+    t_days = _finite(t_days, "t_days", "days")
+    _positive(meter_rel_sd, "meter_rel_sd", allow_zero=True)
+    _positive(temp_coeff_per_c, "temp_coeff_per_c", "1/C", allow_zero=True)
+    temp_c = float(temp_c)
     corr = 1.0 + temp_coeff_per_c * (temp_c - 25.0)
     soh = discharged_ah / rated_ah / corr
     sd = soh * np.hypot(meter_rel_sd, 0.3 * temp_coeff_per_c * abs(temp_c - 25.0))
@@ -119,19 +206,33 @@ def outage_discharge_evidence(time_s, current_a, v_rest_start_cell, v_rest_end_c
     ``time_s`` and ``current_a`` (discharge positive) cover the discharge;
     ``v_rest_*_cell`` are rested per-cell voltages before and after it. SOH =
     Ah / (dSOC * rated). Rejected (:class:`EvidenceRejected`) when the SOC swing
-    is below ``min_delta_soc`` or too uncertain to say anything (relative sd > 25 %).
+    is below ``min_delta_soc`` or too uncertain to say anything (relative sd > 25 %),
+    and for non-finite samples, rest voltages the OCV curve cannot read (e.g. a pack
+    voltage: see :func:`soc_from_voltage`) or a non-positive ``rated_ah``.
     """
     t = np.asarray(time_s, dtype=float)
     i = np.asarray(current_a, dtype=float)
     if t.size < 2 or t.size != i.size:
         raise EvidenceRejected("outage discharge needs matching time and current arrays with at least two samples")
+    # before the order check: NaN compares false, so NaN time stamps would pass it
+    if not np.isfinite(t).all():
+        k = int(np.flatnonzero(~np.isfinite(t))[0])
+        raise EvidenceRejected(f"time_s[{k}] = {t[k]}: outage discharge time stamps must be finite seconds")
     if np.any(np.diff(t) <= 0):
         raise EvidenceRejected("outage discharge time stamps must increase strictly")
-    if np.isnan(i).any():
-        raise EvidenceRejected("current has NaN samples: interpolate short gaps before coulomb counting")
+    if not np.isfinite(i).all():
+        k = int(np.flatnonzero(~np.isfinite(i))[0])
+        raise EvidenceRejected(f"current_a[{k}] = {i[k]}: current has NaN or infinite samples; "
+                               "interpolate short gaps before coulomb counting")
+    if not (np.isfinite(rated_ah) and rated_ah > 0):
+        raise EvidenceRejected(f"rated capacity rated_ah = {rated_ah} Ah must be a positive number: give the pack model's rated Ah")
+    if not (np.isfinite(min_delta_soc) and 0 < min_delta_soc <= 1):
+        raise EvidenceRejected(f"min_delta_soc = {min_delta_soc} must be a SOC fraction in (0, 1], e.g. 0.3")
+    t_days = _finite(t_days, "t_days", "days")
+    _positive(current_rel_sd, "current_rel_sd", allow_zero=True)
     ah = float(np.trapezoid(i, t) / 3600.0)
-    s0, sd0 = soc_from_voltage(v_rest_start_cell, chemistry, voltage_sd_v, ocv_table)
-    s1, sd1 = soc_from_voltage(v_rest_end_cell, chemistry, voltage_sd_v, ocv_table)
+    s0, sd0 = soc_from_voltage(v_rest_start_cell, chemistry, voltage_sd_v, ocv_table, name="v_rest_start_cell")
+    s1, sd1 = soc_from_voltage(v_rest_end_cell, chemistry, voltage_sd_v, ocv_table, name="v_rest_end_cell")
     dsoc = float(s0 - s1)
     if dsoc < min_delta_soc:
         raise EvidenceRejected(f"discharge too shallow: SOC {float(s0):.2f} -> {float(s1):.2f} (dSOC {dsoc:.2f} < {min_delta_soc}); "
@@ -156,6 +257,9 @@ def bms_soh_evidence(reported_soh, t_days=0.0, bias=0.02, sd=0.03):
     v = float(reported_soh)
     if not np.isfinite(v) or v < 0:
         raise EvidenceRejected(f"BMS SOH {reported_soh!r} is not a valid reading")
+    t_days = _finite(t_days, "t_days", "days")
+    bias = _finite(bias, "bias")
+    sd = _positive(sd, "sd")
     if v > 1.5:  # percent
         v /= 100.0
     detail = {"reported": float(reported_soh)}
@@ -169,7 +273,11 @@ def dc_resistance(v_before, v_after, i_before, i_after, t_days=0.0, voltage_sd_v
     dv = float(v_before) - float(v_after)
     di = float(i_after) - float(i_before)
     if not np.isfinite(dv) or not np.isfinite(di):
-        raise EvidenceRejected("resistance step has NaN voltage or current")
+        raise EvidenceRejected(f"resistance step has NaN or infinite voltage or current (v_before={v_before}, v_after={v_after}, "
+                               f"i_before={i_before}, i_after={i_after}): give the readings on both sides of the step")
+    t_days = _finite(t_days, "t_days", "days")
+    _positive(voltage_sd_v, "voltage_sd_v", "V", allow_zero=True)
+    _positive(current_sd_a, "current_sd_a", "A", allow_zero=True)
     if abs(di) < min_delta_i_a:
         raise EvidenceRejected(f"current step {abs(di):.2f} A is below {min_delta_i_a} A: too small for a resistance estimate")
     r = abs(dv / di)
@@ -227,7 +335,13 @@ def resistance_at_reference(ev: ResistanceEvidence, temp_c=None, temp_sd_c: floa
     ``valid_temp_c`` are refused (:class:`EvidenceRejected`).
     """
     t_ref_k = reference_temp_c + 273.15
-    known = temp_c is not None and np.isfinite(float(temp_c))
+    if not (np.isfinite(ev.resistance_ohm) and ev.resistance_ohm > 0 and np.isfinite(ev.sd_ohm) and ev.sd_ohm >= 0):
+        raise EvidenceRejected(f"{ev.source} resistance at t = {ev.t_days} days is {ev.resistance_ohm} +/- {ev.sd_ohm} ohm: "
+                               "give a positive, finite resistance and sd")
+    _positive(temp_sd_c, "temp_sd_c", "C", allow_zero=True)
+    _positive(unknown_temp_sd_c, "unknown_temp_sd_c", "C", allow_zero=True)
+    # NaN means "not measured" (a gap in the lake); an infinite value is a broken reading and meets the range check
+    known = temp_c is not None and not np.isnan(float(temp_c))
     if not known:
         t_k, temp_sd, factor, x = t_ref_k, unknown_temp_sd_c, 1.0, 0.0
     else:
@@ -252,38 +366,79 @@ def resistance_at_reference(ev: ResistanceEvidence, temp_c=None, temp_sd_c: floa
 
 
 class SohFilter:
-    """Two-state Kalman filter (SOH, fade rate per day) for one pack.
+    """Kalman filter (Kalman 1960; Plett 2004, J. Power Sources 134:262 for capacity) of one pack's SOH.
 
-    Process model: soh(t+dt) = soh + rate*dt; rate is a random walk (the fade
-    rate drifts slowly with temperature and usage). ``rate_prior`` comes from
-    the cohort model (e.g. the aging model's present slope).
+    State: SOH, its fade rate per day, and the part of the BMS's optimism that
+    :func:`bms_soh_evidence` did not already take off (its nominal ``bias``).
+
+    Process model: soh(t+dt) = soh + rate*dt; the rate is a random walk (the fade
+    rate drifts slowly with temperature and usage), integrated as a continuous
+    white-noise acceleration (Bar-Shalom et al. 2001, *Estimation with Applications
+    to Tracking and Navigation*, sec. 6.2); the BMS's extra bias is a constant.
+    ``rate_prior_per_day`` comes from the cohort model (e.g. the aging model's present slope).
+
+    Prior: ``soh0 +/- soh0_sd``, ``rate_prior_per_day +/- rate_sd_per_day`` and
+    ``0 +/- bms_bias_sd`` hold at ``t0_days`` (the install, day 0 of ``t_days``), and
+    the process model carries them to the first evidence. A first capacity test at
+    day 2500 therefore meets a prior that has faded with the prior rate and widened
+    by its uncertainty, not the new-pack value. ``t0_days=None`` applies the prior at
+    the first evidence instead (for a pack whose install date is unknown; ``soh0``
+    and ``soh0_sd`` should then describe the pack at that time).
+
+    ``bms_bias_sd`` (default 2 pp) is an assumption: BMS optimism of roughly 0 to 4 pp
+    around the nominal 2 pp of :func:`bms_soh_evidence`; set it per BMS model when known.
+    BMS evidence (``source == "bms"``) observes SOH plus the extra bias; all other
+    evidence observes SOH. Capacity tests and outage discharges so calibrate the BMS
+    (:attr:`bms_bias`), and BMS readings alone leave the SOH about as uncertain as
+    that bias (``bms_bias_sd``): the filter does not claim to know the offset they
+    hide. Limits:
+    one bias for all BMS evidence of the pack (one BMS), constant in time; a BMS whose
+    optimism grows with age (one that lags the fade) pulls the rate towards its
+    slower reported fade until measurements contradict it.
+
+    Evidence must come in time order (:meth:`fuse` sorts it); a time before the
+    filter's present one, or a NaN/infinite time, value or sd, is refused
+    (:class:`EvidenceRejected`) and leaves the state unchanged.
     """
 
-    def __init__(self, soh0=1.0, soh0_sd=0.03, rate_prior_per_day=-3e-5, rate_sd_per_day=3e-5, rate_walk_per_day=2e-7):
-        self.x = np.array([soh0, rate_prior_per_day], dtype=float)
-        self.P = np.diag([soh0_sd**2, rate_sd_per_day**2])
-        self.q_rate = rate_walk_per_day**2
-        self.t = None
+    def __init__(self, soh0=1.0, soh0_sd=0.03, rate_prior_per_day=-3e-5, rate_sd_per_day=3e-5, rate_walk_per_day=2e-7,
+                 bms_bias_sd=0.02, t0_days: float | None = 0.0):
+        soh0 = _finite(soh0, "soh0")
+        rate = _finite(rate_prior_per_day, "rate_prior_per_day", "1/day")
+        sds = [_positive(soh0_sd, "soh0_sd", allow_zero=True), _positive(rate_sd_per_day, "rate_sd_per_day", "1/day", allow_zero=True),
+               _positive(bms_bias_sd, "bms_bias_sd", allow_zero=True)]
+        self.x = np.array([soh0, rate, 0.0], dtype=float)
+        self.P = np.diag(np.square(sds))
+        self.q_rate = _positive(rate_walk_per_day, "rate_walk_per_day", "1/day", allow_zero=True) ** 2
+        self.t = None if t0_days is None else _finite(t0_days, "t0_days", "days")
         self.history = []
+
+    def _check(self, ev: SohEvidence, t_now) -> None:
+        if not np.isfinite(ev.t_days):
+            raise EvidenceRejected(f"{ev.source} evidence has t_days = {ev.t_days}: give its time in days since the install")
+        if not (np.isfinite(ev.soh) and np.isfinite(ev.sd) and ev.sd > 0):
+            raise EvidenceRejected(f"{ev.source} evidence at t = {ev.t_days} has no finite value or sd")
+        if t_now is not None and ev.t_days < t_now:
+            raise EvidenceRejected(f"evidence at t = {ev.t_days} days is older than the filter state ({t_now}); "
+                                   "feed evidence in time order, none before t0_days")
 
     def _predict(self, t):
         if self.t is None:
             self.t = t
             return
         dt = t - self.t
-        if dt < 0:
-            raise EvidenceRejected(f"evidence at t = {t} days is older than the filter state ({self.t}); feed evidence in time order")
-        F = np.array([[1.0, dt], [0.0, 1.0]])
-        Q = self.q_rate * np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]])
+        F = np.eye(3)
+        F[0, 1] = dt
+        Q = np.zeros((3, 3))
+        Q[:2, :2] = self.q_rate * np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]])
         self.x = F @ self.x
         self.P = F @ self.P @ F.T + Q
         self.t = t
 
     def update(self, ev: SohEvidence):
-        if not (np.isfinite(ev.soh) and np.isfinite(ev.sd) and ev.sd > 0):
-            raise EvidenceRejected(f"{ev.source} evidence at t = {ev.t_days} has no finite value or sd")
+        self._check(ev, self.t)
         self._predict(ev.t_days)
-        H = np.array([1.0, 0.0])
+        H = np.array([1.0, 0.0, 1.0 if ev.source == "bms" else 0.0])
         S = H @ self.P @ H + ev.sd**2
         innov = ev.soh - H @ self.x
         # robust step: an innovation beyond 4 sigma is down-weighted (outlier readings)
@@ -291,11 +446,16 @@ class SohFilter:
         S_eff = H @ self.P @ H + (ev.sd * scale) ** 2
         K = self.P @ H / S_eff
         self.x = self.x + K * innov
-        self.P = (np.eye(2) - np.outer(K, H)) @ self.P
+        self.P = (np.eye(3) - np.outer(K, H)) @ self.P
         self.history.append((ev.t_days, float(self.x[0]), float(np.sqrt(self.P[0, 0])), ev.source, bool(scale > 1.0)))
         return self.soh, self.soh_sd
 
     def fuse(self, evidence):
+        evidence = list(evidence)
+        # all checked before any is used, so a bad item leaves the state as it was
+        t_now = self.t
+        for ev in evidence:
+            self._check(ev, t_now)
         for ev in sorted(evidence, key=lambda e: e.t_days):
             self.update(ev)
         return self.soh, self.soh_sd
@@ -311,6 +471,15 @@ class SohFilter:
     @property
     def rate_per_day(self) -> float:
         return float(self.x[1])
+
+    @property
+    def bms_bias(self) -> float:
+        """How much more optimistic the BMS is than the bias already taken off its readings (fraction of rated)."""
+        return float(self.x[2])
+
+    @property
+    def bms_bias_sd(self) -> float:
+        return float(np.sqrt(self.P[2, 2]))
 
 
 def fuse_resistance(evidence, baseline_ohm=None):
@@ -328,8 +497,15 @@ def fuse_resistance(evidence, baseline_ohm=None):
     ev = list(evidence)
     if not ev:
         raise EvidenceRejected("no resistance evidence")
+    if baseline_ohm is not None and not (np.isfinite(baseline_ohm) and baseline_ohm >= 0):
+        raise EvidenceRejected(f"baseline_ohm = {baseline_ohm} must be the new pack's positive resistance in ohm (or None)")
     r = np.array([e.resistance_ohm for e in ev])
     d = np.array([e.detail.get("sd_measurement_ohm", e.sd_ohm) for e in ev]) ** 2
+    bad = ~(np.isfinite(r) & (r > 0) & np.isfinite(d) & (d > 0))
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise EvidenceRejected(f"resistance evidence {k} ({ev[k].source}, t = {ev[k].t_days} days) is {r[k]} ohm with measurement "
+                               f"sd {np.sqrt(d[k])} ohm: fusion needs a positive, finite value and sd")
     U = np.column_stack([r * np.array([e.detail.get("log_sd_ea", 0.0) for e in ev]),
                          r * np.array([e.detail.get("log_sd_temp", 0.0) for e in ev])])
     # C^-1 = D^-1 - D^-1 U (I + U' D^-1 U)^-1 U' D^-1 (Woodbury): O(n) for any number of readings
@@ -411,10 +587,15 @@ def series_evidence(time_s, current_a, voltage_v, cells_in_series: int, rated_ah
     v = np.asarray(voltage_v, dtype=float)
     if not (t.shape == i.shape == v.shape) or t.ndim != 1:
         raise EvidenceRejected("time, current and voltage series must be one-dimensional and of equal length")
+    # before the order check: NaN compares false, so NaN time stamps would pass it
+    if not np.isfinite(t).all():
+        k = int(np.flatnonzero(~np.isfinite(t))[0])
+        raise EvidenceRejected(f"time_s[{k}] = {t[k]}: series time stamps must be finite seconds (drop readings without a time)")
     if t.size > 1 and np.any(np.diff(t) <= 0):
         raise EvidenceRejected("series time stamps must increase strictly (sort and drop duplicate readings first)")
-    if cells_in_series <= 0 or rated_ah <= 0:
+    if not (np.isfinite(cells_in_series) and cells_in_series > 0 and np.isfinite(rated_ah) and rated_ah > 0):
         raise EvidenceRejected(f"cells in series ({cells_in_series}) and rated capacity ({rated_ah} Ah) must be positive")
+    t0_s = _finite(t0_s, "t0_s", "s")
     temp = np.full(t.shape, np.nan) if temp_c is None else np.ma.filled(np.ma.asarray(temp_c, dtype=float), np.nan)
     temp_sd = np.zeros(t.shape) if temp_sd_c is None else np.broadcast_to(np.asarray(temp_sd_c, dtype=float), t.shape)
     if temp.shape != t.shape:

@@ -69,6 +69,104 @@ class AgingInputError(ValueError):
     """Raised for unusable stress histories (NaN temperature, bad shapes, negative steps)."""
 
 
+#: Temperatures accepted as cell temperatures, C. Far wider than any Li-ion cell's operating
+#: window, so a value outside is a unit error (298 K, 150 F) or a broken sensor, not a climate.
+TEMP_RANGE_C = (-60.0, 120.0)
+#: Round-off allowed beyond 0..1 in a fraction computed by the caller (e.g. 1 - dod).
+FRACTION_TOLERANCE = 1e-9
+
+
+def _checked_array(x) -> np.ndarray:
+    # an ndarray is checked as it is (float32, int): converting it would copy a fleet-sized array
+    return x if isinstance(x, np.ndarray) else np.asarray(x, dtype=float)
+
+
+def _where(a: np.ndarray, bad: np.ndarray) -> str:
+    """' at index (i, j)' of the first True of ``bad``; empty for a scalar."""
+    return f" at index {tuple(int(i) for i in np.argwhere(bad)[0])}" if a.ndim else ""
+
+
+def check_temperature_c(temp_c, name: str = "temp_c", error: type[ValueError] = AgingInputError, fix: str = "") -> None:
+    """Refuse NaN, infinite and out-of-range (:data:`TEMP_RANGE_C`) temperatures in C.
+
+    Two reductions (min, max) over the array and no copy of it: NaN propagates into both, so
+    the valid case costs two passes; the offending element is looked for only on refusal.
+    ``error`` is the class to raise (callers outside this module keep their own); ``fix`` is
+    appended to the message for NaN (what to do about a gap).
+    """
+    a = _checked_array(temp_c)
+    if a.size == 0:
+        return
+    lo_c, hi_c = TEMP_RANGE_C
+    t_min, t_max = float(a.min()), float(a.max())
+    if lo_c <= t_min and t_max <= hi_c:  # False when either is NaN
+        return
+    nan = np.isnan(a)
+    if nan.any():
+        what = f"has {int(nan.sum())} NaN value(s), first{_where(a, nan)}" if a.ndim else "is NaN"
+        raise error(f"{name} {what}; {fix or 'give a measured or estimated temperature in C'}")
+    bad = (a < lo_c) | (a > hi_c)
+    v = float(a[tuple(np.argwhere(bad)[0])]) if a.ndim else float(a)
+    hint = "check the unit (Kelvin or Fahrenheit given?)"
+    if 200.0 <= v <= 400.0:
+        hint = f"it looks like Kelvin ({v:g} K = {v - 273.15:.4g} C): subtract 273.15"
+    elif not np.isfinite(v):
+        hint = "not a temperature: check the sensor or the import"
+    raise error(f"{name} = {v:g}{_where(a, bad)} is outside {lo_c:g}..{hi_c:g} C: {hint}")
+
+
+def check_fraction(x, name: str, error: type[ValueError] = AgingInputError) -> None:
+    """Refuse a state of charge, depth of discharge or capacity ratio that is NaN or outside 0..1.
+
+    The aging laws clip SOC and DOD to 0..1, so a value in percent (98, 50) would silently be
+    read as 1.0; it is refused here instead. Two reductions, no copy (see :func:`check_temperature_c`).
+    """
+    a = _checked_array(x)
+    if a.size == 0:
+        return
+    lo, hi = float(a.min()), float(a.max())
+    if -FRACTION_TOLERANCE <= lo and hi <= 1.0 + FRACTION_TOLERANCE:  # False when either is NaN
+        return
+    nan = np.isnan(a)
+    if nan.any():
+        raise error(f"{name} has NaN{_where(a, nan)}; give a fraction 0..1")
+    high = a > 1.0 + FRACTION_TOLERANCE
+    if high.any():
+        v = float(a[tuple(np.argwhere(high)[0])]) if a.ndim else float(a)
+        raise error(f"{name} = {v:g}{_where(a, high)} is above 1: give fractions, not percent ({v / 100:g}, not {v:g})")
+    low = a < -FRACTION_TOLERANCE
+    v = float(a[tuple(np.argwhere(low)[0])]) if a.ndim else float(a)
+    raise error(f"{name} = {v:g}{_where(a, low)} is negative: give a fraction 0..1")
+
+
+def check_non_negative(x, name: str, unit: str, error: type[ValueError] = AgingInputError) -> None:
+    """Refuse NaN, infinite or negative amounts (step lengths, cycle counts); two reductions, no copy."""
+    a = _checked_array(x)
+    if a.size == 0:
+        return
+    lo, hi = float(a.min()), float(a.max())
+    if 0.0 <= lo and hi < np.inf:  # False when either is NaN
+        return
+    bad = ~np.isfinite(a) | (a < 0)
+    v = float(a[tuple(np.argwhere(bad)[0])]) if a.ndim else float(a)
+    why = " (time runs forward)" if np.isfinite(v) else ""
+    raise error(f"{name} = {v:g} {unit}{_where(a, bad)}: {name} must be finite and non-negative{why}")
+
+
+def _check_multiplier(degradation_multiplier, pack_factor) -> np.ndarray:
+    """``m = degradation_multiplier * pack_factor``, refusing NaN, infinite or negative factors."""
+    if not (np.isfinite(pack_factor) and pack_factor > 0):
+        raise AgingInputError(f"pack_factor = {pack_factor!r}: give a positive number (1.0 = cell level; "
+                              "BLAST-Lite's pack rule of thumb is 1.2-1.3)")
+    m = np.asarray(degradation_multiplier, dtype=float)
+    if m.size and not (float(m.min()) >= 0.0 and float(m.max()) < np.inf):
+        bad = ~np.isfinite(m) | (m < 0)
+        v = float(m[tuple(np.argwhere(bad)[0])]) if m.ndim else float(m)
+        raise AgingInputError(f"degradation_multiplier = {v:g}{_where(m, bad)}: give a finite, non-negative rate multiplier "
+                              "(1.0 = the cohort's nominal aging)")
+    return m * pack_factor
+
+
 @dataclass(frozen=True)
 class AgingParameters:
     """One published/derived parameter set; fields carry their units."""
@@ -135,23 +233,42 @@ def arrhenius(temp_c, ea_j_mol: float, t_ref_k: float = T_REF_K):
     return np.exp(-ea_j_mol / R_GAS * (1.0 / tk - 1.0 / t_ref_k))
 
 
-def calendar_rate(params: AgingParameters, temp_c, soc):
-    """k_cal(T, SOC) of the calendar law (loss per day^p_cal)."""
+def _calendar_rate(params: AgingParameters, temp_c, soc):
     soc = np.clip(np.asarray(soc, dtype=float), 0.0, 1.0)
     s0, s1, s2 = params.soc_poly
     stress = np.maximum(s0 + s1 * soc + s2 * soc**2, 0.0)
     return params.k_cal_ref * arrhenius(temp_c, params.ea_cal_j_mol) * stress
 
 
-def cycle_rate(params: AgingParameters, temp_c, dod):
-    """k_cyc(T, DOD) of the cycle law (loss per EFC^p_cyc)."""
+def _cycle_rate(params: AgingParameters, temp_c, dod):
     dod = np.clip(np.asarray(dod, dtype=float), 0.0, 1.0)
     return params.k_cyc_ref * arrhenius(temp_c, params.ea_cyc_j_mol) * dod**params.dod_exponent
 
 
-def resistance_rate(params: AgingParameters, temp_c, soc):
+def _resistance_rate(params: AgingParameters, temp_c, soc):
     soc = np.clip(np.asarray(soc, dtype=float), 0.0, 1.0)
     return params.k_res_ref * arrhenius(temp_c, params.ea_res_j_mol) * (params.res_soc_floor + (1 - params.res_soc_floor) * soc)
+
+
+# The public rate functions check the fractions they are given (the laws clip them to 0..1, so
+# percent would pass silently); simulate_aging and years_to_threshold check their own inputs
+# once, by their own names, and call the unchecked kernels above.
+def calendar_rate(params: AgingParameters, temp_c, soc):
+    """k_cal(T, SOC) of the calendar law (loss per day^p_cal); ``soc`` a fraction 0..1."""
+    check_fraction(soc, "soc")
+    return _calendar_rate(params, temp_c, soc)
+
+
+def cycle_rate(params: AgingParameters, temp_c, dod):
+    """k_cyc(T, DOD) of the cycle law (loss per EFC^p_cyc); ``dod`` a fraction 0..1."""
+    check_fraction(dod, "dod")
+    return _cycle_rate(params, temp_c, dod)
+
+
+def resistance_rate(params: AgingParameters, temp_c, soc):
+    """k_r(T, SOC) of the calendar resistance law (growth per day^p_res); ``soc`` a fraction 0..1."""
+    check_fraction(soc, "soc")
+    return _resistance_rate(params, temp_c, soc)
 
 
 def integrate_power_law(rate, dt, p: float, axis: int = -1, initial=0.0):
@@ -215,16 +332,19 @@ def simulate_aging(chemistry, temp_c, soc_mean=1.0, efc_per_step=0.0, dod=0.5, d
     chemistry : "LFP", "NMC" (aliases NCM, NCA, NMC811 ...) or the explicit "GENERIC".
     temp_c : array (nsteps,) or (npacks, nsteps), cell temperature in C per step.
         NaN is refused (fill gaps with :func:`fill_temperature_gaps` first).
-    soc_mean : mean state of charge per step, fraction 0..1 (float charge: ~1.0).
-    efc_per_step : equivalent full cycles in each step (throughput / 2 / capacity).
-    dod : depth of discharge of the cycles in each step, fraction 0..1.
-    dt_days : step length in days (scalar or per step).
-    degradation_multiplier : per-pack rate multiplier ``m`` (scalar or (npacks, 1)).
+    soc_mean : mean state of charge per step, fraction 0..1 (float charge: ~1.0); percent is refused.
+    efc_per_step : equivalent full cycles in each step (throughput / 2 / capacity), finite, >= 0.
+    dod : depth of discharge of the cycles in each step, fraction 0..1; percent is refused.
+    dt_days : step length in days (scalar or per step), finite, >= 0.
+    degradation_multiplier : per-pack rate multiplier ``m`` (scalar or (npacks, 1)), finite, >= 0.
     pack_factor : pack-vs-cell acceleration (BLAST-Lite rule of thumb 1.2-1.3); 1.0 = cell.
     state : :class:`AgingState` of the history before the first step (``final_state``
         of an earlier call), so a forecast continues the pack's real past.
 
-    All inputs broadcast against ``temp_c``; the last axis is time.
+    All inputs broadcast against ``temp_c``; the last axis is time. Bad input raises
+    :class:`AgingInputError` naming the field, the value and its index. The checks are
+    min/max reductions over the arrays as given (a per-pack column is checked once, not per
+    step), so they cost a few passes over the data and copy nothing.
     """
     if params is None and resolve_chemistry(chemistry) == "GENERIC":
         # explicit envelope: the faster-fading chemistry at every step and pack
@@ -242,26 +362,25 @@ def simulate_aging(chemistry, temp_c, soc_mean=1.0, efc_per_step=0.0, dod=0.5, d
         temp = temp[None]
     if temp.ndim > 2:
         raise AgingInputError(f"temp_c must be (nsteps,) or (npacks, nsteps), got shape {temp.shape}")
-    if np.isnan(temp).any():
-        idx = np.argwhere(np.isnan(temp))[0]
-        raise AgingInputError(f"temp_c has {int(np.isnan(temp).sum())} NaN value(s), first at index {tuple(int(i) for i in idx)}; "
-                              "fill gaps (e.g. fill_temperature_gaps) before simulating")
-    if np.any(temp < -60) or np.any(temp > 120):
-        raise AgingInputError("temp_c outside -60..120 C: check the unit (Kelvin or Fahrenheit given?)")
+    check_temperature_c(temp, "temp_c", fix="fill gaps (e.g. fill_temperature_gaps) before simulating")
     shape = temp.shape
-    soc = _as_history(soc_mean, "soc_mean", shape)
+    # checked as given, before broadcasting: a per-pack (npacks, 1) column costs npacks, not npacks x nsteps
+    soc_in, dod_in = _checked_array(soc_mean), _checked_array(dod)
+    check_fraction(soc_in, "soc_mean")
+    check_fraction(dod_in, "dod")
+    check_non_negative(efc_per_step, "efc_per_step", "EFC")
+    check_non_negative(dt_days, "dt_days", "days")
+    soc = _as_history(soc_in, "soc_mean", shape)
     efc = _as_history(efc_per_step, "efc_per_step", shape)
-    dodv = _as_history(dod, "dod", shape)
+    _as_history(dod_in, "dod", shape)  # shape check only: the cycle rate broadcasts against temp itself
     dt = _as_history(dt_days, "dt_days", shape)
-    if np.any(dt < 0) or np.any(efc < 0):
-        raise AgingInputError("dt_days and efc_per_step must be non-negative (time runs forward)")
-    if np.isnan(soc).any() or np.isnan(efc).any() or np.isnan(dodv).any():
-        raise AgingInputError("soc_mean, efc_per_step and dod must not contain NaN")
-    m = np.asarray(degradation_multiplier, dtype=float) * pack_factor
+    m = _check_multiplier(degradation_multiplier, pack_factor)
     st = state or AgingState()
-    l_cal, s_cal = integrate_power_law(calendar_rate(p, temp, soc), dt, p.p_cal, initial=st.s_cal)
-    l_cyc, s_cyc = integrate_power_law(cycle_rate(p, temp, dodv), efc, p.p_cyc, initial=st.s_cyc)
-    l_res, s_res = integrate_power_law(resistance_rate(p, temp, soc), dt, p.p_res, initial=st.s_res)
+    # the SOC and DOD stresses are evaluated on the arrays as given and broadcast by the product
+    # with the temperature term: same values as on the broadcast views, fewer operations
+    l_cal, s_cal = integrate_power_law(_calendar_rate(p, temp, soc_in), dt, p.p_cal, initial=st.s_cal)
+    l_cyc, s_cyc = integrate_power_law(_cycle_rate(p, temp, dod_in), efc, p.p_cyc, initial=st.s_cyc)
+    l_res, s_res = integrate_power_law(_resistance_rate(p, temp, soc_in), dt, p.p_res, initial=st.s_res)
     efc0 = np.asarray(st.efc, dtype=float)
     efc_cum = np.cumsum(efc, axis=-1) + (efc0[..., None] if efc0.ndim else efc0)
     q = 1.0 - m * (l_cal + l_cyc)
@@ -314,6 +433,8 @@ def fill_temperature_gaps(temp_c, fallback_c: float | None = None):
     A row without any valid reading gets ``fallback_c`` (e.g. the site's climate
     normal); without a fallback that is an error. Returns (filled, n_filled).
     """
+    if fallback_c is not None:
+        check_temperature_c(fallback_c, "fallback_c")
     a = np.array(temp_c, dtype=float, copy=True)
     two_d = a.ndim == 2
     a2 = a if two_d else a[None]
@@ -338,15 +459,26 @@ def years_to_threshold(chemistry, temp_c: float, soc: float = 1.0, efc_per_year:
     """Years of constant conditions until capacity falls below ``threshold`` (``inf`` beyond ``max_years``).
 
     Closed form of the constant-stress laws, solved by bisection; vectorised over
-    ``degradation_multiplier``.
+    ``degradation_multiplier``. Inputs are checked as in :func:`simulate_aging` (temperature in C
+    within -60..120, SOC, DOD and ``threshold`` as fractions), so a unit error is refused rather
+    than answered with a lifetime.
     """
     if resolve_chemistry(chemistry) == "GENERIC":
         return np.minimum(*(years_to_threshold(c, temp_c, soc, efc_per_year, dod, threshold, degradation_multiplier, pack_factor, max_years)
                             for c in ("LFP", "NMC")))
+    check_temperature_c(temp_c, "temp_c")
+    check_fraction(soc, "soc")
+    check_fraction(dod, "dod")
+    check_non_negative(efc_per_year, "efc_per_year", "EFC/year")
+    if not 0.0 < threshold < 1.0:  # also refuses NaN
+        hint = f": give fractions, not percent ({threshold / 100:g}, not {threshold:g})" if threshold > 1 else ""
+        raise AgingInputError(f"threshold = {threshold:g} must be a capacity fraction between 0 and 1 (e.g. 0.8){hint}")
+    if not (np.isfinite(max_years) and max_years > 0):
+        raise AgingInputError(f"max_years = {max_years!r} must be a positive, finite number of years (e.g. 50)")
     p = get_parameters(chemistry)
-    kc = calendar_rate(p, temp_c, soc)
-    ky = cycle_rate(p, temp_c, dod)
-    m = np.asarray(degradation_multiplier, dtype=float) * pack_factor
+    kc = _calendar_rate(p, temp_c, soc)
+    ky = _cycle_rate(p, temp_c, dod)
+    m = _check_multiplier(degradation_multiplier, pack_factor)
 
     def loss(years):
         d = years * 365.25
