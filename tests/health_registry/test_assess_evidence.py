@@ -257,3 +257,19 @@ def test_measured_resistance_shows_on_the_pack_page_and_in_the_api(demo, tmp_pat
     html = client.get(f"/packs/{other.serial}/").content.decode()
     assert "not measured" in html
     assert client.get(f"/api/v1/packs/{other.serial}/health").json()["resistance_mohm_measured"] is None
+
+
+def test_a_bad_bench_row_in_the_store_is_left_out_with_its_reason_and_the_fleet_is_still_assessed(demo, tmp_path):
+    from battloop.triage.models import BenchResult
+
+    p = seasoned_lfp_pack()
+    bench(tmp_path, "b.csv", p.serial, "2026-10-15", capacity_ah=round(0.8 * p.model.rated_capacity_ah, 2), dcir_mohm=30)
+    # stored before the import checked temperatures, or written by another tool: Kelvin, and no resistance
+    BenchResult.objects.filter(pack=p).update(test_temp_c=298.15, dcir_mohm=0)
+    r = assess(today=TODAY)
+    assert r["packs"] == HealthAssessment.objects.count() > 1
+    assert r["evidence"]["bench_capacity_tests"] == 0 and r["evidence"]["bench_resistance_tests"] == 0
+    reasons = {x["kind"]: x["reason"] for x in r["evidence_rejected"] if x["pack"] == p.serial}
+    assert "298.15" in reasons["capacity_test"] and "Kelvin" in reasons["capacity_test"]
+    assert "must be positive" in reasons["resistance"]
+    assert HealthAssessment.objects.get(pack=p).evidence_sources == {"bms": HealthAssessment.objects.get(pack=p).evidence_count}

@@ -160,15 +160,17 @@ def _bench_evidence(pack_ids, packs_by_id: dict, today: dt.date, ev: _Evidence) 
         if when > today:
             continue  # an assessment as of ``today`` does not see later tests
         if dcir_mohm is not None:
+            # one bad bench row is left out with its reason, never the whole fleet's assessment
             if not dcir_mohm > 0:
-                raise ValueError(f"pack {p.serial}: bench result of {when} has DC resistance {dcir_mohm} mΩ; it must be positive")
-            ohm = dcir_mohm / 1000.0
-            read = ResistanceEvidence(0.0, ohm, math.hypot(BENCH_DCIR_REL_SD * ohm, BENCH_DCIR_FLOOR_MOHM / 1000.0), "bench")
-            try:  # at 25 C, so that a winter and a summer test compare
-                ev.add_resistance(pack_id, when, resistance_at_reference(read, temp_c, unknown_temp_sd_c=UNKNOWN_BENCH_TEMP_SD_C))
-                ev.counts["bench_resistance_tests"] += 1
-            except EvidenceRejected as exc:
-                ev.rejected.append((p.serial, when, "resistance", f"bench DCIR: {exc}"))
+                ev.rejected.append((p.serial, when, "resistance", f"bench DCIR {dcir_mohm} mΩ: it must be positive"))
+            else:
+                ohm = dcir_mohm / 1000.0
+                read = ResistanceEvidence(0.0, ohm, math.hypot(BENCH_DCIR_REL_SD * ohm, BENCH_DCIR_FLOOR_MOHM / 1000.0), "bench")
+                try:  # at 25 C, so that a winter and a summer test compare
+                    ev.add_resistance(pack_id, when, resistance_at_reference(read, temp_c, unknown_temp_sd_c=UNKNOWN_BENCH_TEMP_SD_C))
+                    ev.counts["bench_resistance_tests"] += 1
+                except EvidenceRejected as exc:
+                    ev.rejected.append((p.serial, when, "resistance", f"bench DCIR: {exc}"))
         if capacity_ah is None:
             continue
         if when < p.install_date:
@@ -180,7 +182,8 @@ def _bench_evidence(pack_ids, packs_by_id: dict, today: dt.date, ev: _Evidence) 
         try:
             e = capacity_test_evidence(capacity_ah, rated, temp_c=25.0 if temp_c is None else temp_c)
         except EvidenceRejected as exc:
-            raise ValueError(f"pack {p.serial}: bench result of {when}, capacity_ah: {exc}") from None
+            ev.rejected.append((p.serial, when, "capacity_test", f"bench capacity test: {exc}"))
+            continue
         sd = e.sd if temp_c is not None else math.hypot(e.sd, UNKNOWN_TEST_TEMP_REL_SD * e.soh)
         ev.add_soh(pack_id, when, e.soh, sd, "capacity_test")
         ev.counts["bench_capacity_tests"] += 1
