@@ -29,7 +29,20 @@ def test_lfp_calendar_matches_naumann_checkups(naumann_raw):
         pred = np.interp(g.elapsed_days, np.arange(1, days + 1), q)
         errs.append(100 * (pred - g.capacity_retention_pct / 100.0))
     mae = np.mean(np.abs(np.concatenate(errs)))
-    assert mae < 0.6  # pp
+    assert mae < 0.6  # pp; measured 0.56
+
+
+def test_lfp_calendar_follows_float_duty_closely(naumann_raw):
+    # telecom packs float at full charge: the 100 % SOC check-ups and the paper's 885-day values
+    d = naumann_raw[(naumann_raw.elapsed_days > 0) & (naumann_raw.storage_soc_fraction == 1.0)]
+    errs = []
+    for temp, g in d.groupby("temperature_c"):
+        days = int(np.ceil(g.elapsed_days.max()))
+        q = simulate_capacity_fade("LFP", np.full(days, float(temp)), soc_mean=1.0)
+        errs.append(100 * (np.interp(g.elapsed_days, np.arange(1, days + 1), q) - g.capacity_retention_pct / 100.0))
+    assert np.mean(np.abs(np.concatenate(errs))) < 0.45  # pp; measured 0.39 (an unweighted fit: 0.63)
+    at_885 = [simulate_capacity_fade("LFP", np.full(885, t), 1.0)[-1] for t in (25.0, 40.0, 60.0)]
+    assert np.all(np.abs(np.array(at_885) - [0.890, 0.864, 0.774]) < 0.02)  # measured 1.6, 0.5, 0.3 pp
 
 
 def test_lfp_resistance_growth_matches_naumann_checkups(naumann_raw):
@@ -59,9 +72,9 @@ def test_lfp_ordering_by_temperature_and_soc():
     empty = simulate_capacity_fade("LFP", np.full(885, 25.0), 0.0)[-1]
     assert hot < warm < mild < empty
     # measured at 885 d (Naumann): 77.4 / 86.4 / 89.0 / 97.9 %
-    assert hot == pytest.approx(0.774, abs=0.035)
-    assert warm == pytest.approx(0.864, abs=0.02)
-    assert mild == pytest.approx(0.89, abs=0.035)
+    assert hot == pytest.approx(0.774, abs=0.01)
+    assert warm == pytest.approx(0.864, abs=0.01)
+    assert mild == pytest.approx(0.89, abs=0.02)
     assert empty == pytest.approx(0.979, abs=0.01)
 
 
@@ -130,6 +143,14 @@ def test_resistance_grows_faster_when_hot():
 
 def test_pack_factor_shortens_life():
     assert years_to_threshold("LFP", 30, pack_factor=1.25) < years_to_threshold("LFP", 30)
+    # the factor of a stated pack life ratio gives that ratio of float life, for either chemistry
+    from battloop.health.models import pack_factor_for
+
+    for chem in ("LFP", "NMC"):
+        f = pack_factor_for(chem, 0.75)
+        assert years_to_threshold(chem, 35, 1.0, pack_factor=f) / years_to_threshold(chem, 35, 1.0) == pytest.approx(0.75, rel=1e-3)
+    with pytest.raises(ValueError, match="life_ratio"):
+        pack_factor_for("LFP", 75)
 
 
 def test_unknown_chemistry_is_an_error_and_generic_is_explicit():
