@@ -226,3 +226,29 @@ def test_a_site_whose_packs_all_left_service_heads_the_outlook_with_no_backup(as
     assert SiteBackupOutlook.objects.filter(meets_now=False).count() == before + 1
     # the lost packs' last assessments stay on record; the site's row no longer points at them
     assert o.earliest_failing_pack is None and HealthAssessment.objects.filter(pack__serial__in=gone).count() == len(gone)
+
+
+def test_the_operator_sets_the_retirement_line(assessed, capsys):
+    import json
+
+    from django.core.management.base import CommandError
+
+    at_80 = OutlookRun.objects.get()
+    retiring_80 = sum(r.count_p50 for r in RetirementForecast.objects.filter(dimension="owner"))
+    capsys.readouterr()
+    call_command("assess", "--retirement-soh-pct", "75", "--json")
+    out = json.loads(capsys.readouterr().out)
+    run = OutlookRun.objects.get()
+    assert run.retirement_soh_pct == out["retirement_soh_pct"] == 75 and at_80.retirement_soh_pct == 80
+    # a lower line: fewer packs retire within five years
+    assert sum(r.count_p50 for r in RetirementForecast.objects.filter(dimension="owner")) < retiring_80
+    # every pack's stored forecast dates the new line next to the triage thresholds, and a site's
+    # earliest failing pack is the first to cross it
+    h = HealthAssessment.objects.select_related("pack").all()
+    assert all({"80", "75", "70", "60", "20"} <= set(a.forecast["crossings"]) for a in h)
+    for o in SiteBackupOutlook.objects.exclude(earliest_failing_pack=None):
+        dates = [dt.date.fromisoformat(a.forecast["crossings"]["75"]["p50"]) for a in h
+                 if a.pack.site_id == o.site_id and a.forecast["crossings"]["75"]["p50"]]
+        assert o.earliest_failing_eol80_p50 == min(dates)
+    with pytest.raises(CommandError, match="between 20 and 95"):
+        call_command("assess", "--retirement-soh-pct", "0.75")

@@ -41,12 +41,15 @@ from battloop.registry.models import Pack, Site
 
 from .estimate import (UNKNOWN_BENCH_TEMP_SD_C, EvidenceRejected, ResistanceEvidence, SeriesFindings, bms_soh_evidence,
                        capacity_test_evidence, fuse_resistance, resistance_at_reference, series_evidence)
-from .forecast import DAYS_PER_MONTH, Scenario, calibrate_packs, crossing_samples_from_loss, forecast_packs, seasonal_temperature_c
-from .models import simulate_aging, state_at
+from .forecast import (DAYS_PER_MONTH, TRIAGE_THRESHOLDS, Scenario, calibrate_packs, crossing_samples_from_loss, forecast_packs,
+                       seasonal_temperature_c)
+from .models import pack_factor_for, simulate_aging, state_at
 from .outlook import aging_anomalies, fleet_backup_outlook, pack_energy_wh, quarter_labels, retirements_per_quarter
 from .records import HealthAssessment, OutlookRun, RetirementForecast, SiteBackupOutlook
 
-PACK_FACTOR = 1.2
+#: Pack vs cell aging: pack life 25 % shorter than cell life (BLAST-Lite rule of thumb, DOMAIN.md §3),
+#: the same factor the demo world ages its packs with. The fleet is LFP first, so LFP's exponent sets it.
+PACK_FACTOR = pack_factor_for("LFP")
 HORIZON_MONTHS = 180
 METHOD = "semi-empirical calendar+cycle, cohort-calibrated (battloop health v1)"
 #: Telecom backup retires a pack below 80 % SOH (DOMAIN.md §3); the portfolio outlook counts crossings of it.
@@ -343,6 +346,7 @@ class _ScenarioOutlook:
     results: list = field(default_factory=list)
     retire_months: list = field(default_factory=list)
     retire_packs: list = field(default_factory=list)
+    retire_p50: dict = field(default_factory=dict)  # pack id -> P50 date of crossing the retirement SOH
     site_energy: np.ndarray = None  # (nsites, 3, OUTLOOK_MONTHS.size): P10/P50/P90 usable Wh of every site's packs
 
     def __post_init__(self):
@@ -359,18 +363,23 @@ def replacement_price_cny_per_kwh() -> float:
         raise ValueError(f"BATTLOOP_REPLACEMENT_CNY_PER_KWH={raw!r} is not a number (CNY per kWh)") from None
 
 
-def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None) -> dict:
+def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None, retirement_soh: float | None = None) -> dict:
     """Assess every pack in service, store the assessments and the site and portfolio outlook,
-    and re-triage the packs already triaged (their SOH evidence changed)."""
+    and re-triage the packs already triaged (their SOH evidence changed).
+
+    ``retirement_soh`` (a fraction; default :data:`RETIREMENT_SOH`) is the operator's line: the
+    retirements per quarter count its crossings, each pack's stored forecast carries its dates
+    next to the triage thresholds', and a site's earliest failing pack is the first to cross it."""
     started = time.perf_counter()
     today = today or timezone.localdate()
     price = _price(price_cny_per_kwh)
-    sites, (run,), anomalies, measured = _run(today, [None])
+    retire_at = _retirement_soh(retirement_soh)
+    sites, (run,), anomalies, measured = _run(today, [None], retire_at)
     with transaction.atomic():
         # a subquery, not a list of ids: a fleet of millions would pass SQLite's limit on bound variables
         HealthAssessment.objects.filter(pack__in=assessed_packs()).delete()
         HealthAssessment.objects.bulk_create(run.results, batch_size=2000)
-        outlook = _store_outlook(today, timezone.now(), price, run, sites)
+        outlook = _store_outlook(today, timezone.now(), price, run, sites, retire_at=retire_at)
     from battloop.triage.registry_triage import retriage_after_assessment  # packs already triaged see the new SOH
     retriage_after_assessment([r.pack for r in run.results])
     return {"packs": len(run.results), "with_evidence": sum(1 for r in run.results if r.evidence_count), "anomalies": anomalies,
@@ -380,14 +389,25 @@ def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None)
             "packs_left_out": packs_left_out(), **outlook}
 
 
-def what_if(scenario: Scenario, today: dt.date | None = None, price_cny_per_kwh: float | None = None) -> tuple[dict, dict]:
+def what_if(scenario: Scenario, today: dt.date | None = None, price_cny_per_kwh: float | None = None,
+            retirement_soh: float | None = None) -> tuple[dict, dict]:
     """The outlook summary under ``scenario`` (a cooling retrofit: ``temp_offset_c=-5``; more
     outages: ``outage_multiplier=2``) next to the baseline, both from one calibration; stores nothing."""
     today = today or timezone.localdate()
     price = _price(price_cny_per_kwh)
-    sites, (base, what), _, _ = _run(today, [None, scenario])
+    retire_at = _retirement_soh(retirement_soh)
+    sites, (base, what), _, _ = _run(today, [None, scenario], retire_at)
     now = timezone.now()
-    return (_store_outlook(today, now, price, base, sites, store=False), _store_outlook(today, now, price, what, sites, store=False))
+    return (_store_outlook(today, now, price, base, sites, store=False, retire_at=retire_at),
+            _store_outlook(today, now, price, what, sites, store=False, retire_at=retire_at))
+
+
+def _retirement_soh(value: float | None) -> float:
+    v = RETIREMENT_SOH if value is None else float(value)
+    if not 0.2 <= v <= 0.95:  # also refuses NaN
+        hint = f" (give a fraction: {v / 100:g}, not {v:g})" if v > 1 else ""
+        raise ValueError(f"retirement SOH {v:g} must be a fraction between 0.2 and 0.95{hint}")
+    return v
 
 
 def assessed_packs():
@@ -411,7 +431,7 @@ def _price(price_cny_per_kwh: float | None) -> float:
     return price
 
 
-def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook], int, _Evidence]:
+def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> tuple[dict, list[_ScenarioOutlook], int, _Evidence]:
     """Calibrate every cohort once and forecast it under each scenario (None = the site's own climate and usage)."""
     in_service = assessed_packs()
     packs = list(in_service.select_related("model", "site", "site__owner", "owner", "latest_reading"))
@@ -499,7 +519,7 @@ def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook],
         anomalies += len(flag_by)
         for sc, out in zip(scenarios, runs):
             fc = forecast_packs(chemistry, post, ahead, soc_float=0.97, outages_per_year=usage, state=state, pack_factor=PACK_FACTOR,
-                                scenario=sc, loss_now=now_loss)
+                                scenario=sc, loss_now=now_loss, thresholds=sorted({*TRIAGE_THRESHOLDS, retire_at}, reverse=True))
             # backup energy of each pack, summed per site
             soh_path = np.concatenate([soh_now[:, :, None], fc.soh], axis=-1)[:, :, OUTLOOK_MONTHS]  # (3, n, months kept)
             energy = pack_energy_wh(soh_path, rated[None, :, None], volts[None, :, None])
@@ -507,12 +527,13 @@ def _run(today: dt.date, scenarios: list) -> tuple[dict, list[_ScenarioOutlook],
             if first_life.any():
                 # a pack below the line already is due now: month 0 counts in the current quarter
                 out.retire_months.append(crossing_samples_from_loss(fc.loss_nominal[first_life], post.subset(first_life),
-                                                                    RETIREMENT_SOH, OUTLOOK_SAMPLES, loss_now=now_loss[first_life],
+                                                                    retire_at, OUTLOOK_SAMPLES, loss_now=now_loss[first_life],
                                                                     seed=zlib.crc32(model_code.encode())))
                 out.retire_packs.extend(p for p, f in zip(group, first_life) if f)
             for i, p in enumerate(group):
                 # every threshold's P10/P50/P90 crossing date, once: the indexed columns and the stored forecast share them
                 dates = {thr: [date_ahead(today, months[j, i]) for j in range(3)] for thr, months in fc.crossing_months.items()}
+                out.retire_p50[p.pk] = dates[retire_at][1]
                 out.results.append(HealthAssessment(
                     pack=p, assessed_at=now, method=METHOD, evidence_count=int(post.n_evidence[i]),
                     soh_p10_pct=round(100 * soh_now[0, i], 2), soh_p50_pct=round(100 * soh_now[1, i], 2),
@@ -561,14 +582,15 @@ def _pack_forecast(fc, i: int, dates: dict, today: dt.date) -> dict:
     }
 
 
-def _store_outlook(today, now, price, run_out: _ScenarioOutlook, sites: dict, store: bool = True) -> dict:
+def _store_outlook(today, now, price, run_out: _ScenarioOutlook, sites: dict, store: bool = True,
+                   retire_at: float = RETIREMENT_SOH) -> dict:
     """Site backup outlook and portfolio retirements per quarter (replaces the previous run when ``store``)."""
     results, retire_months, retire_packs = run_out.results, run_out.retire_months, run_out.retire_packs
     site_ids = sorted(sites)
     if store:
         OutlookRun.objects.all().delete()  # the latest run only; cascades to its rows
     run = OutlookRun(computed_at=now, start_quarter=quarter_labels(today, 1)[0], horizon_quarters=OUTLOOK_QUARTERS,
-                                    retirement_soh_pct=100 * RETIREMENT_SOH, replacement_cny_per_kwh=price,
+                                    retirement_soh_pct=100 * retire_at, replacement_cny_per_kwh=price,
                      packs=len(retire_packs), samples=OUTLOOK_SAMPLES)
     if store:
         run.save()
@@ -580,8 +602,10 @@ def _store_outlook(today, now, price, run_out: _ScenarioOutlook, sites: dict, st
     for r in results:
         sid = r.pack.site_id
         count[sid] = count.get(sid, 0) + 1
-        if r.eol80_p50 and (sid not in earliest or r.eol80_p50 < earliest[sid].eol80_p50):
-            earliest[sid] = r
+        # the first to cross the run's retirement SOH (80 % unless the operator set another line)
+        when = run_out.retire_p50.get(r.pack.pk)
+        if when and (sid not in earliest or when < earliest[sid][1]):
+            earliest[sid] = (r, when)
 
     def short_date(i, q):
         k = fb.first_short_month[i, q]  # an index into OUTLOOK_MONTHS
@@ -601,7 +625,7 @@ def _store_outlook(today, now, price, run_out: _ScenarioOutlook, sites: dict, st
             hours_1y_p50=hours(i, 1, 12), hours_3y_p50=hours(i, 1, 36), hours_5y_p50=hours(i, 1, 60),
             meets_now=bool(fb.meets_now[i]) if known else None,
             short_p10=short_date(i, 0), short_p50=short_date(i, 1), short_p90=short_date(i, 2),
-            earliest_failing_pack=e.pack if e else None, earliest_failing_eol80_p50=e.eol80_p50 if e else None))
+            earliest_failing_pack=e[0].pack if e else None, earliest_failing_eol80_p50=e[1] if e else None))
     if store:
         SiteBackupOutlook.objects.all().delete()  # every site has a row of the new run (the old run's went with it)
         SiteBackupOutlook.objects.bulk_create(rows, batch_size=2000)
@@ -637,4 +661,4 @@ def _store_outlook(today, now, price, run_out: _ScenarioOutlook, sites: dict, st
         n_retire = len(out)
     return {**fleet, "sites": len(rows), "sites_short_now": int(sum(1 for r in rows if r.meets_now is False)),
             "sites_short_within_5y_p50": int(sum(1 for r in rows if r.short_p50 and r.short_p50 <= today + dt.timedelta(days=5 * 365))),
-            "retirement_rows": n_retire}
+            "retirement_rows": n_retire, "retirement_soh_pct": round(100 * retire_at, 2)}

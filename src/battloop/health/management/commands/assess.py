@@ -16,6 +16,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--price-cny-per-kwh", type=float, default=None,
                             help="replacement price for the retirement costs (default: BATTLOOP_REPLACEMENT_CNY_PER_KWH or 700)")
+        parser.add_argument("--retirement-soh-pct", type=float, default=None,
+                            help="SOH (%%) at which your packs retire: the retirements per quarter count crossings of it and each "
+                                 "pack's forecast gives its dates (default 80)")
         parser.add_argument("--what-if", action="store_true",
                             help="store nothing: compare a scenario with the baseline (use with --temp-offset-c / --outage-multiplier)")
         parser.add_argument("--temp-offset-c", type=float, default=0.0, help="scenario: shift every site's temperature (cooling retrofit: -5)")
@@ -33,10 +36,14 @@ class Command(BaseCommand):
         if not -30 <= scenario.temp_offset_c <= 30:
             raise CommandError(f"--temp-offset-c {scenario.temp_offset_c}: use an offset between -30 and +30 °C")
         try:
+            pct = o["retirement_soh_pct"]
+            if pct is not None and not 20 <= pct <= 95:
+                raise CommandError(f"--retirement-soh-pct {pct:g}: give a percentage between 20 and 95 (e.g. 75)")
+            retire = None if pct is None else pct / 100.0
             if o["what_if"]:
-                base, what = what_if(scenario, price_cny_per_kwh=o["price_cny_per_kwh"])
+                base, what = what_if(scenario, price_cny_per_kwh=o["price_cny_per_kwh"], retirement_soh=retire)
             else:
-                r = assess(price_cny_per_kwh=o["price_cny_per_kwh"])
+                r = assess(price_cny_per_kwh=o["price_cny_per_kwh"], retirement_soh=retire)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         if o["what_if"]:
@@ -70,5 +77,5 @@ class Command(BaseCommand):
         if r.get("sites"):
             self.stdout.write(f"backup outlook of {r['sites']:,} sites: {r['sites_short_now']:,} short of their required hours now, "
                               f"{r['sites_short_within_5y_p50']:,} within five years (P50); "
-                              f"{r['retiring_5y_p50']:,.0f} packs retire within five years (P10-P90 {r['retiring_5y_p10']:,.0f}-"
+                              f"{r['retiring_5y_p50']:,.0f} packs retire (below {r['retirement_soh_pct']:g} % SOH) within five years (P10-P90 {r['retiring_5y_p10']:,.0f}-"
                               f"{r['retiring_5y_p90']:,.0f}), replacement {r['cost_5y_cny_p50']:,.0f} CNY (P50)")
