@@ -41,7 +41,12 @@ def test_nul_byte_in_a_query_parameter_is_bad_input(client, world):
     r = client.get("/api/v1/packs?state=in%00stock&limit=5", **bearer(tok))
     assert r.status_code == 400 and r["Content-Type"] == "application/problem+json"
     assert r.json()["errors"] == [{"field": "state", "message": "contains a NUL byte"}]
+    # without credentials the answer is 401 whatever the query holds: authentication comes first
+    r = client.get("/api/v1/outlook/retirements?group=a%00b&dimension=province")
+    assert r.status_code == 401
     client.force_login(world["users"][("op1", "admin")])
+    r = client.get("/api/v1/packs?state=in%00stock&limit=5")  # the session's API calls are refused the same way
+    assert r.status_code == 400 and r.json()["errors"] == [{"field": "state", "message": "contains a NUL byte"}]
     r = client.get("/packs/?q=P1%00")
     assert r.status_code == 400 and "NUL" in r.content.decode()
 

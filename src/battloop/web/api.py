@@ -25,7 +25,7 @@ from battloop.registry.models import Organization, Pack, PackEvent, PackModel, S
 
 from . import access, jobs
 from .models import ApiToken, ImportJob, hash_token, record
-from .problems import ApiProblem, Problem, install
+from .problems import ApiProblem, Problem, install, refuse_nul_query
 
 # -- authentication ---------------------------------------------------------------
 
@@ -40,6 +40,7 @@ class TokenAuth(HttpBearer):
         now = timezone.now()
         if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=5):
             ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)  # coarse, to keep reads cheap
+        refuse_nul_query(request)
         return access.Actor(row.user, row.organization, row.role, via="api")
 
 
@@ -47,6 +48,7 @@ class SessionActorAuth(SessionAuth):
     def authenticate(self, request: HttpRequest, key):
         if not request.user.is_authenticated:
             return None
+        refuse_nul_query(request)
         return access.actor_for_user(request.user, request.session.get("battloop_org"))
 
 

@@ -103,9 +103,21 @@ class RejectNulBytesMiddleware:
                 name = key.replace("\x00", "\\0")
                 detail = f"query parameter {name!r} contains a NUL byte (U+0000), which no field accepts"
                 if request.path.startswith("/api/"):
-                    return problem(request, 400, "Invalid request", detail, [{"field": name, "message": "contains a NUL byte"}],
-                                   "invalid-request")
+                    # the API authenticates first (a caller without credentials gets 401 whatever
+                    # it sent) and then refuses the parameter: see refuse_nul_query
+                    request.nul_query_param = (name, detail)
+                    break
                 from django.http import HttpResponseBadRequest
 
                 return HttpResponseBadRequest(detail, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+def refuse_nul_query(request) -> None:
+    """Raise the 400 for a NUL byte in a query parameter of an authenticated API request
+    (found by :class:`RejectNulBytesMiddleware`)."""
+    found = getattr(request, "nul_query_param", None)
+    if found:
+        name, detail = found
+        raise ApiProblem(400, "Invalid request", detail, errors=[{"field": name, "message": "contains a NUL byte"}],
+                         kind="invalid-request")
