@@ -110,3 +110,19 @@ def test_crossing_probability_follows_the_quantiles():
     # beyond the forecast: never crosses within it; only the late quantile beyond: held at the last known 0.5
     assert crossing_probability(30.0, np.inf, np.inf, np.inf) == 0.0
     assert crossing_probability(np.array([15.0, 1000.0]), 10.0, 20.0, np.nan).tolist() == pytest.approx([0.3, 0.5])
+
+
+def test_grown_resistance_takes_its_voltage_drop_off_the_backup_energy():
+    from battloop.health.outlook import pack_energy_wh
+
+    soh = np.array([0.9, 0.9])
+    new, aged = pack_energy_wh(soh, 100.0, 48.0, resistance_ohm=np.array([0.02, 0.04]), current_a=20.0)
+    plain = pack_energy_wh(0.9, 100.0, 48.0)
+    # I R = 0.4 V and 0.8 V of the 4.8 V window between 48 V and the 43.2 V cut-off
+    assert new == pytest.approx(plain * (1 - 0.4 / 4.8)) and aged == pytest.approx(plain * (1 - 0.8 / 4.8))
+    # an unknown resistance (NaN) leaves the energy as capacity gives it
+    assert pack_energy_wh(0.9, 100.0, 48.0, resistance_ohm=np.nan, current_a=20.0) == pytest.approx(plain)
+    # two packs in parallel share the load: each sees half the current
+    one = backup_hours([0.9], [100.0], 1920.0, resistance_ohm=[0.04])
+    two = backup_hours([0.9, 0.9], [100.0, 100.0], 1920.0, resistance_ohm=[0.04, 0.04])
+    assert two > 2 * one

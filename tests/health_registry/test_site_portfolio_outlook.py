@@ -31,9 +31,21 @@ def test_site_backup_hours_follow_the_sizing_relation(assessed):
         if o.load_w is None:
             assert o.hours_now_p50 is None and o.meets_now is None
             continue
-        # usable energy = V x Ah x SOH x 0.9 DOD x 0.95 efficiency, summed over parallel packs
-        wh = sum(p.model.nominal_voltage_v * p.model.rated_capacity_ah * p.health.soh_p50_pct / 100 * 0.9 * 0.95 for p in packs)
-        assert o.hours_now_p50 == pytest.approx(wh / o.load_w, rel=2e-3)
+        # usable energy = V x Ah x SOH x 0.9 DOD x 0.95 efficiency, summed over parallel packs, less the
+        # share of the window (nominal to 90 % of it) that the voltage drop I R of each pack's grown
+        # resistance takes; each pack carries an equal share of the load current
+        def usable_wh(p, with_resistance=True):
+            wh = p.model.nominal_voltage_v * p.model.rated_capacity_ah * p.health.soh_p50_pct / 100 * 0.9 * 0.95
+            if not with_resistance:
+                return wh
+            ohm = p.model.dc_resistance_mohm / 1000 * p.health.resistance_ratio_p50
+            amps = o.load_w / p.model.nominal_voltage_v / len(packs)
+            return wh * (1 - amps * ohm / (0.1 * p.model.nominal_voltage_v))
+
+        assert all(p.model.dc_resistance_mohm for p in packs)
+        assert o.hours_now_p50 == pytest.approx(sum(usable_wh(p) for p in packs) / o.load_w, rel=2e-3)
+        if packs:
+            assert o.hours_now_p50 < 0.99 * sum(usable_wh(p, False) for p in packs) / o.load_w
         assert o.hours_now_p10 <= o.hours_now_p50 <= o.hours_now_p90
         assert o.hours_5y_p50 <= o.hours_1y_p50 <= o.hours_now_p50 + 1e-9  # packs only lose capacity
         assert o.meets_now == (o.hours_now_p50 >= o.required_hours)

@@ -234,6 +234,19 @@ def test_models_import_checks_energy_and_configuration(registry, tmp_path):
     assert [q["field"] for q in quarantine_rows(r)] == ["energy_kwh", "cell_configuration"]
 
 
+def test_models_import_reads_the_datasheet_dc_resistance(registry, tmp_path):
+    from battloop.registry.models import PackModel
+
+    f = write(tmp_path / "m.csv", "code,oem,chemistry,nominal_voltage_v,rated_capacity_ah,mass_kg,cell_count,design_life_years,内阻\n"
+              "M100,catl,LFP,48,100,45,15,10,21.5\nM150,catl,LFP,48,150,60,15,10,\nMOHM,catl,LFP,48,100,45,15,10,0.02\n")
+    r = import_models(f)
+    assert (r.applied, r.quarantined) == (2, 1)
+    assert PackModel.objects.get(code="M100").dc_resistance_mohm == 21.5
+    assert PackModel.objects.get(code="M150").dc_resistance_mohm is None  # optional: not on every datasheet
+    q = quarantine_rows(r)[0]
+    assert q["field"] == "dc_resistance_mohm" and "mΩ" in q["reason"]  # 0.02 was given in ohms
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_overlapping_imports_lose_nothing(tmp_path):
     from battloop.registry.models import Organization, PackModel

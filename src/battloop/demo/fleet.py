@@ -47,6 +47,12 @@ ORGANIZATIONS = [
 WHITELISTED_RECYCLERS = {"brunp", "gem", "huayou-recycling"}
 
 # code, oem, name, chemistry, V, Ah, mass kg, cells, configuration, design life y, BMS protocol, repurposed, weight
+def dc_resistance_mohm(rated_ah: float, repurposed_ev: bool) -> float:
+    """Datasheet-level DC resistance of a new 48 V pack: about 20 mΩ at 100 Ah (cells, busbars and
+    the BMS's switches), inversely with capacity; modules from retired EVs start half as high again."""
+    return round(2000.0 / rated_ah * (1.5 if repurposed_ev else 1.0), 1)
+
+
 PACK_MODELS = [
     ("SD-48100-LFP", "shuangdeng", "6-GFM 48V100Ah LFP", "LFP", 48.0, 100, 45, 15, "15S1P", 10, "YD/T 1363.3", False, 18),
     ("SD-4850-LFP", "shuangdeng", "48V50Ah LFP", "LFP", 48.0, 50, 25, 15, "15S1P", 10, "YD/T 1363.3", False, 8),
@@ -189,5 +195,6 @@ def generate(sites: int = 400, packs_per_site: float = 4.0, seed: int = 7, today
             for c, n, k, p in ORGANIZATIONS]
     models = [{"code": m[0], "oem": m[1], "name": m[2], "chemistry": m[3], "nominal_voltage_v": m[4], "rated_capacity_ah": m[5],
                "energy_kwh": round(m[4] * m[5] / 1000, 3), "mass_kg": m[6], "cell_count": m[7], "cell_configuration": m[8],
-               "design_life_years": m[9], "bms_protocol": m[10], "repurposed_ev": "yes" if m[11] else "no"} for m in PACK_MODELS]
+               "design_life_years": m[9], "dc_resistance_mohm": dc_resistance_mohm(m[5], m[11]), "bms_protocol": m[10],
+               "repurposed_ev": "yes" if m[11] else "no"} for m in PACK_MODELS]
     return Fleet(orgs, models, site_rows, pack_rows)

@@ -446,6 +446,10 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
     _bench_evidence(in_service.values("id"), {p.pk: p for p in packs}, today, measured)
     _series_evidence({p.serial: p for p in packs}, today, measured, con, lake_files)
     anomalies = 0
+    no_resistance = 0  # packs whose backup energy has no resistance to correct with
+    packs_at_site: dict[int, int] = {}
+    for p in packs:
+        packs_at_site[p.site_id] = packs_at_site.get(p.site_id, 0) + 1
     now = timezone.now()
     cohorts: dict[str, list[Pack]] = {}
     for p in packs:
@@ -508,6 +512,16 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
         usage = np.array([_outages_per_year(p, today) for p in group])
         rated = np.array([p.model.rated_capacity_ah for p in group])
         volts = np.array([p.model.nominal_voltage_v for p in group])
+        # each pack's share of its site's load current (packs of a site in parallel); NaN: load unknown
+        current = np.array([(sites[p.site_id].load_w or np.nan) / p.model.nominal_voltage_v / packs_at_site[p.site_id] for p in group])
+        # resistance now, relative to new, per quantile of m (low m first), and each pack's base:
+        # its measured DCIR at 25 C (relative growth then counts from today) or its model's datasheet value
+        r_now = 1.0 + post.multiplier_quantiles() * (nominal.r[np.arange(len(group)), hist_months - 1] - 1.0)[None, :]
+        fused = [_measured_resistance(measured.resistance.get(p.pk, [])) for p in group]
+        base_ohm = np.array([f["resistance_mohm_measured"] / 1000.0 / r_now[1, i] if f else
+                             (p.model.dc_resistance_mohm / 1000.0 if p.model.dc_resistance_mohm else np.nan)
+                             for i, (p, f) in enumerate(zip(group, fused))])
+        no_resistance += int(np.isnan(base_ohm).sum())
         rows = np.array([site_row[p.site_id] for p in group])
         first_life = np.array([p.state in FIRST_LIFE for p in group])
         # each pack against the packs of its model in its own climate zone (the prior it was calibrated with)
@@ -522,7 +536,10 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
                                 scenario=sc, loss_now=now_loss, thresholds=sorted({*TRIAGE_THRESHOLDS, retire_at}, reverse=True))
             # backup energy of each pack, summed per site
             soh_path = np.concatenate([soh_now[:, :, None], fc.soh], axis=-1)[:, :, OUTLOOK_MONTHS]  # (3, n, months kept)
-            energy = pack_energy_wh(soh_path, rated[None, :, None], volts[None, :, None])
+            r_path = np.concatenate([r_now[:, :, None], fc.resistance], axis=-1)[:, :, OUTLOOK_MONTHS]
+            # the pessimistic energy pairs low SOH with high resistance: resistance quantiles reversed
+            energy = pack_energy_wh(soh_path, rated[None, :, None], volts[None, :, None],
+                                    resistance_ohm=base_ohm[None, :, None] * r_path[::-1], current_a=current[None, :, None])
             np.add.at(out.site_energy, rows, np.moveaxis(energy, 0, 1))
             if first_life.any():
                 # a pack below the line already is due now: month 0 counts in the current quarter
@@ -542,7 +559,8 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
                     eol80_p10=dates[0.8][0], eol80_p50=dates[0.8][1], eol80_p90=dates[0.8][2], eol70_p50=dates[0.7][1],
                     eol60_p50=dates[0.6][1], anomaly=flag_by.get(p.serial, "")[:300],
                     evidence_sources=sources[i], forecast=_pack_forecast(fc, i, dates, today),
-                    **(_measured_resistance(measured.resistance.get(p.pk, [])) or {})))
+                    **(fused[i] or {})))
+    measured.counts["packs_without_resistance"] = no_resistance
     return sites, runs, anomalies, measured
 
 

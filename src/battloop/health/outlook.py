@@ -25,30 +25,47 @@ class OutlookInputError(ValueError):
     """Bad input to an outlook function; names the field and the fix."""
 
 
-def pack_energy_wh(soh, rated_ah, nominal_v=48.0, usable_dod=0.9, efficiency=0.95):
-    """Usable discharge energy of each pack: V_nominal x rated Ah x SOH x usable DOD x efficiency."""
+#: Discharge cut-off as a share of nominal voltage (43.2 V of a 48 V string, 2.88 V per LFP cell
+#: of 15S; YD/T 2344.1 sizing uses about this end voltage).
+CUTOFF_SHARE = 0.9
+
+
+def pack_energy_wh(soh, rated_ah, nominal_v=48.0, usable_dod=0.9, efficiency=0.95, resistance_ohm=None, current_a=None,
+                   cutoff_v=None):
+    """Usable discharge energy of each pack: V_nominal x rated Ah x SOH x usable DOD x efficiency.
+
+    With ``resistance_ohm`` and ``current_a`` (the pack's share of the load) the voltage drop
+    ``I R`` brings the cut-off forward by that share of the window between nominal and cut-off
+    voltage (``cutoff_v``, default :data:`CUTOFF_SHARE` of nominal): energy x (1 - I R / (V - V_cut)).
+    A first-order correction; it is why a pack whose resistance has doubled gives less backup
+    than its capacity says.
+    """
     rated = np.asarray(rated_ah, dtype=float)
     if np.any(rated <= 0):
         raise OutlookInputError("rated_ah must be positive for every pack")
-    return np.asarray(nominal_v, dtype=float) * rated * np.clip(np.asarray(soh, dtype=float), 0, None) * usable_dod * efficiency
+    volts = np.asarray(nominal_v, dtype=float)
+    energy = volts * rated * np.clip(np.asarray(soh, dtype=float), 0, None) * usable_dod * efficiency
+    if resistance_ohm is None or current_a is None:
+        return energy
+    window = volts - (CUTOFF_SHARE * volts if cutoff_v is None else np.asarray(cutoff_v, dtype=float))
+    drop = np.asarray(current_a, dtype=float) * np.asarray(resistance_ohm, dtype=float)
+    return energy * np.clip(1.0 - np.nan_to_num(drop, nan=0.0) / window, 0.0, 1.0)
 
 
 def backup_hours(soh, rated_ah, load_w, nominal_v=48.0, usable_dod=0.9, efficiency=0.95, resistance_ohm=None,
-                 cutoff_v=43.2, axis=-1):
+                 cutoff_v=None, axis=-1):
     """Backup time in hours of packs in parallel feeding ``load_w``.
 
     ``soh``/``rated_ah``/``resistance_ohm`` are arrays over packs along ``axis``
-    (extra leading axes, e.g. quantiles or months, broadcast).
+    (extra leading axes, e.g. quantiles or months, broadcast); the packs share the load
+    current equally.
     """
     soh = np.asarray(soh, dtype=float)
     if load_w <= 0:
         raise OutlookInputError(f"site load {load_w} W must be positive")
-    energy_wh = pack_energy_wh(soh, rated_ah, nominal_v, usable_dod, efficiency)
-    if resistance_ohm is not None:
-        n = soh.shape[axis] if soh.ndim else 1
-        current_per_pack = load_w / nominal_v / max(n, 1)
-        drop = current_per_pack * np.asarray(resistance_ohm, dtype=float)
-        energy_wh = energy_wh * np.clip(1.0 - drop / (nominal_v - cutoff_v), 0.0, 1.0)
+    n = soh.shape[axis] if soh.ndim else 1
+    current_per_pack = load_w / np.asarray(nominal_v, dtype=float) / max(n, 1)
+    energy_wh = pack_energy_wh(soh, rated_ah, nominal_v, usable_dod, efficiency, resistance_ohm, current_per_pack, cutoff_v)
     return np.sum(energy_wh, axis=axis) / load_w
 
 

@@ -80,6 +80,8 @@ class PackModel(models.Model):
     cell_count = models.PositiveIntegerField()
     cell_configuration = models.CharField(max_length=16, help_text="e.g. 15S1P")
     design_life_years = models.FloatField()
+    dc_resistance_mohm = models.FloatField(null=True, blank=True, help_text="DC internal resistance of a new pack at 25 °C "
+                                           "(datasheet), mΩ: backup time counts the voltage drop across it as it grows")
     bms_protocol = models.CharField(max_length=64, blank=True)
     repurposed_ev = models.BooleanField(default=False, help_text="built from retired EV modules")
 

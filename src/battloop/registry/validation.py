@@ -332,13 +332,14 @@ MODEL_SYNONYMS: dict[str, list[str]] = {
     "cell_count": ["cell_count", "cells", "电芯数"],
     "cell_configuration": ["cell_configuration", "configuration", "串并联", "成组方式"],
     "design_life_years": ["design_life_years", "design_life", "设计寿命"],
+    "dc_resistance_mohm": ["dc_resistance_mohm", "dcir_mohm", "internal_resistance_mohm", "内阻", "直流内阻"],
     "bms_protocol": ["bms_protocol", "protocol", "通信协议"],
     "repurposed_ev": ["repurposed_ev", "echelon", "梯次"],
 }
 CHEMISTRY_WORDS = {"lfp": "LFP", "lifepo4": "LFP", "磷酸铁锂": "LFP", "nmc": "NMC", "ncm": "NMC", "三元": "NMC",
                    "nca": "NCA", "lmo": "LMO", "锰酸锂": "LMO", "other": "other", "其他": "other"}
 MODEL_FIELDS = ("code", "oem_id", "name", "chemistry", "nominal_voltage_v", "rated_capacity_ah", "energy_kwh", "mass_kg",
-                "cell_count", "cell_configuration", "design_life_years", "bms_protocol", "repurposed_ev")
+                "cell_count", "cell_configuration", "design_life_years", "dc_resistance_mohm", "bms_protocol", "repurposed_ev")
 
 
 def validate_model(rec: Mapping[str, str], row: int, orgs: Mapping[str, int]) -> tuple[dict[str, Any] | None, list[RowError]]:
@@ -389,9 +390,11 @@ def validate_model(rec: Mapping[str, str], row: int, orgs: Mapping[str, int]) ->
         elif cells and int(m.group(1)) * int(m.group(2)) != int(cells):
             err("cell_configuration", config, f"{config} has {int(m.group(1)) * int(m.group(2))} cells, cell_count says {int(cells)}")
     life = number("design_life_years", 0, 40, "years")
+    # a 48 V telecom pack has some 10-60 mΩ; a value in ohms (0.02) or micro-ohms would be off by 1000
+    dcir = number("dc_resistance_mohm", 0.5, 2000, "mΩ", required=False)
     rep = rec.get("repurposed_ev", "").strip().lower() in ("1", "true", "yes", "y", "是")
     if errors:
         return None, errors
-    values = (code, oem_id, rec.get("name", "").strip(), chemistry, volts, amps, energy, mass, int(cells), config, life,
+    values = (code, oem_id, rec.get("name", "").strip(), chemistry, volts, amps, energy, mass, int(cells), config, life, dcir,
               rec.get("bms_protocol", "").strip(), rep)
     return dict(zip(MODEL_FIELDS, values)), []

@@ -122,6 +122,7 @@ class PackModelOut(Schema):
     cell_count: int
     cell_configuration: str
     design_life_years: float
+    dc_resistance_mohm: float | None = None
     bms_protocol: str
     repurposed_ev: bool
 

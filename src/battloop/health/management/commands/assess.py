@@ -72,6 +72,9 @@ class Command(BaseCommand):
         if any(left.values()):
             self.stdout.write(f"not assessed and not counted in their site's backup: {left['no_pack_model']:,} packs without a pack "
                               f"model, {left['no_install_date']:,} without an install date (fix them in the registry)")
+        if e.get("packs_without_resistance"):
+            self.stdout.write(f"{e['packs_without_resistance']:,} packs have neither a measured DC resistance nor one in their pack "
+                              "model's datasheet: their backup hours do not count resistance growth")
         for x in r["evidence_rejected"][:5]:
             self.stdout.write(f"  not used: {x['pack']} {x['date'] or ''} {x['kind']}: {x['reason']}")
         if r.get("sites"):
