@@ -84,6 +84,9 @@ def test_nmc_matches_blast_75ah_float():
     assert q[5 * 365] == pytest.approx(0.905, abs=0.01)
     assert q[-1] == pytest.approx(0.858, abs=0.01)
     assert years_to_threshold("NMC", 35.0, 1.0) == pytest.approx(18.2, rel=0.1)
+    # one year at 25 / 45 C (BLAST-Lite 0.987 / 0.884): the hot anchor too, where telecom NMC fails first
+    assert simulate_capacity_fade("NMC", np.full(365, 25.0), 1.0)[-1] == pytest.approx(0.987, abs=0.003)
+    assert simulate_capacity_fade("NMC", np.full(365, 45.0), 1.0)[-1] == pytest.approx(0.884, abs=0.003)
 
 
 def test_path_dependent_history_continues_exactly():
