@@ -71,8 +71,8 @@ def test_anomalies_flag_only_credibly_fast_packs():
     # each pack against its own cohort (a pack model in one climate zone), named with its evidence:
     # p1 is slow for the hot zone but fast for the cool one it lives in
     df = aging_anomalies(mu, sd, cohort_mean=[0.0, -0.5, 1.2, 0.0], cohort_sd=0.1, pack_ids=["p0", "p1", "p2", "p3"],
-                         cohort_labels=["A in hot", "A in cool", "A in hot", "A in hot"],
-                         evidence=["", "capacity test 2026-10-01: SOH 84.0 % where the median pack would be 90.1 %", "", ""])
+                         cohort_labels=["A in hot", "A in cool", "A in hot", "A in hot"].__getitem__,
+                         evidence=["", "capacity test 2026-10-01: SOH 84.0 % where the median pack would be 90.1 %", "", ""].__getitem__)
     assert list(df.pack) == ["p1"]
     assert df.reason[0].startswith("ages 1.82x the median pack of A in cool (P(> their P90) = 100%); capacity test 2026-10-01")
     assert df.cohort_p90_multiplier[0] == pytest.approx(np.exp(-0.5 + 0.1 * 1.2815515655446004))

@@ -410,17 +410,20 @@ def _retirement_soh(value: float | None) -> float:
     return v
 
 
+def _in_service_at_sites():
+    return Pack.objects.filter(state__in=["installed", "flagged", "redeployed"]).exclude(site=None)
+
+
 def assessed_packs():
     """The packs an assessment covers: in service at a site, with a pack model and an install date
     (the aging law needs the chemistry and the time in service)."""
-    return (Pack.objects.filter(state__in=["installed", "flagged", "redeployed"]).exclude(model=None).exclude(install_date=None)
-            .exclude(site=None))
+    return _in_service_at_sites().exclude(model=None).exclude(install_date=None)
 
 
 def packs_left_out() -> dict:
     """Packs in service at a site that an assessment cannot cover, by what is missing: their
     capacity is not in their site's backup hours either, so the operator has to know."""
-    at_sites = Pack.objects.filter(state__in=["installed", "flagged", "redeployed"]).exclude(site=None)
+    at_sites = _in_service_at_sites()
     return {"no_pack_model": at_sites.filter(model=None).count(), "no_install_date": at_sites.filter(install_date=None).count()}
 
 
@@ -526,9 +529,9 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
         first_life = np.array([p.state in FIRST_LIFE for p in group])
         # each pack against the packs of its model in its own climate zone (the prior it was calibrated with)
         flags = aging_anomalies(post.log_m_mean, post.log_m_sd, post.prior_mean, post.prior_sd, pack_ids=[p.serial for p in group],
-                                cohort_labels=[f"{model_code} in {p.site.climate_zone or 'an unknown climate zone'}" for p in group],
-                                evidence=[_anomaly_evidence(p, obs, sources[i], loss[i], post.prior_mean[i])
-                                          for i, (p, (obs, _)) in enumerate(zip(group, observations))])
+                                cohort_labels=lambda i: f"{model_code} in {group[i].site.climate_zone or 'an unknown climate zone'}",
+                                evidence=lambda i: _anomaly_evidence(group[i], observations[i][0], sources[i], loss[i],
+                                                                     post.prior_mean[i]))
         flag_by = dict(zip(flags["pack"], flags["reason"]))
         anomalies += len(flag_by)
         for sc, out in zip(scenarios, runs):

@@ -383,7 +383,9 @@ class PackForecast:
     months: np.ndarray  # months ahead, 1..n
     soh: np.ndarray  # (3, npacks, n): P10, P50, P90
     resistance: np.ndarray  # (3, npacks, n): P10, P50, P90 relative resistance
-    crossing_months: dict  # threshold -> (3, npacks): P10 (early), P50, P90 (late) months ahead; 0 = below already (with loss_now); inf = not within horizon
+    #: threshold -> (3, npacks): P10 (early), P50, P90 (late) months ahead; 0 = below already (with
+    #: loss_now); inf = not within horizon
+    crossing_months: dict
     loss_nominal: np.ndarray | None = None  # (npacks, n): cumulative capacity loss at rate multiplier 1
 
 
@@ -396,8 +398,9 @@ def forecast_packs(chemistry, posterior: PackPosterior, monthly_temp_c, soc_floa
     ``state`` is the aging state of each pack's history (``simulate_aging(...).final_state``);
     without it the packs are taken as new. ``loss_now`` (each pack's nominal loss today, as
     evidence is read against) lets a quantile that is below a threshold already say so:
-    crossing month 0, where otherwise it would read as crossing in the first month ahead. NaN temperatures are refused by the model:
-    fill them first with :func:`battloop.health.models.fill_temperature_gaps`.
+    crossing month 0, where otherwise it would read as crossing in the first month ahead. NaN
+    temperatures are refused by the model: fill them first with
+    :func:`battloop.health.models.fill_temperature_gaps`.
     """
     sc = scenario or Scenario()
     temp = np.asarray(monthly_temp_c, dtype=dtype) + sc.temp_offset_c
@@ -406,12 +409,10 @@ def forecast_packs(chemistry, posterior: PackPosterior, monthly_temp_c, soc_floa
     npacks, n = temp.shape
     if posterior.log_m_mean.shape[0] != npacks:
         raise ForecastInputError(f"posterior has {posterior.log_m_mean.shape[0]} packs but the climate has {npacks}")
-    soc = sc.soc_float if sc.soc_float is not None else soc_float
-    efc = np.asarray(outages_per_year, dtype=dtype) * sc.outage_multiplier * np.asarray(outage_dod, dtype=dtype) / 12.0
+    efc = np.asarray(outages_per_year, dtype=dtype) * np.asarray(outage_dod, dtype=dtype) / 12.0
     efc = np.broadcast_to(efc[..., None] if np.ndim(efc) else efc, temp.shape)
-    nominal = simulate_aging(chemistry, temp, soc, efc, outage_dod if np.ndim(outage_dod) == 0 else np.asarray(outage_dod)[:, None],
-                             DAYS_PER_MONTH, 1.0, pack_factor, state=state)
-    loss = (nominal.loss_calendar + nominal.loss_cycle) * pack_factor  # m = 1; unclipped so quantiles stay exact
+    dod = outage_dod if np.ndim(outage_dod) == 0 else np.asarray(outage_dod)[:, None]
+    nominal, loss = _nominal_run(chemistry, temp, sc, soc_float, efc, dod, pack_factor, state)
     rgrow = nominal.r - 1.0
     soh = posterior.soh_quantiles(loss, dtype)
     res = 1.0 + posterior.multiplier_quantiles(QUANTILE_Z).astype(dtype)[:, :, None] * rgrow[None]
@@ -435,12 +436,18 @@ def crossing_month_samples(chemistry, posterior: PackPosterior, monthly_temp_c, 
     ``efc_per_month`` by its outage multiplier and may override the float SOC. ``inf`` = beyond horizon.
     """
     sc = scenario or Scenario()
-    soc = sc.soc_float if sc.soc_float is not None else soc_float
     temp = np.asarray(monthly_temp_c, dtype=float) + sc.temp_offset_c
-    nominal = simulate_aging(chemistry, temp, soc, np.asarray(efc_per_month, dtype=float) * sc.outage_multiplier, outage_dod,
-                             DAYS_PER_MONTH, 1.0, pack_factor, state=state)
-    loss = (nominal.loss_calendar + nominal.loss_cycle) * pack_factor
+    _, loss = _nominal_run(chemistry, temp, sc, soc_float, np.asarray(efc_per_month, dtype=float), outage_dod, pack_factor, state)
     return crossing_samples_from_loss(loss, posterior, threshold, n_samples, seed=seed)
+
+
+def _nominal_run(chemistry, temp, sc: Scenario, soc_float, efc, dod, pack_factor, state):
+    """The aging law at m = 1 through ``temp`` (scenario offset already in it) with the scenario's
+    float SOC and outage multiplier applied: the run and its capacity loss, unclipped so quantiles
+    of m stay exact transforms."""
+    soc = sc.soc_float if sc.soc_float is not None else soc_float
+    nominal = simulate_aging(chemistry, temp, soc, efc * sc.outage_multiplier, dod, DAYS_PER_MONTH, 1.0, pack_factor, state=state)
+    return nominal, (nominal.loss_calendar + nominal.loss_cycle) * pack_factor
 
 
 def crossing_samples_from_loss(loss_nominal, posterior: PackPosterior, threshold=0.8, n_samples: int = 21, loss_now=None,

@@ -218,8 +218,9 @@ def aging_anomalies(log_m_mean, log_m_sd, cohort_mean, cohort_sd, pack_ids=None,
     credibly in the fast tail, not merely noisy. ``cohort_mean``/``cohort_sd`` (log m)
     are one cohort's or one per pack: the prior each pack was calibrated with (a pack
     model within one climate zone), so a pack is compared with the packs that live like it.
-    ``cohort_labels`` names each pack's cohort and ``evidence`` gives each pack's evidence
-    in words (what was measured and what the cohort would show); both go into the reason.
+    ``cohort_labels(i)`` names pack ``i``'s cohort and ``evidence(i)`` gives its evidence in
+    words (what was measured and what the cohort would show); both go into the reason, and are
+    asked for the flagged packs only (a fleet has millions of packs and a handful of anomalies).
     Returns a DataFrame sorted by that probability with the multiplier, the cohort P90
     and a one-line reason.
     """
@@ -231,14 +232,18 @@ def aging_anomalies(log_m_mean, log_m_sd, cohort_mean, cohort_sd, pack_ids=None,
     thr = c_mean + Z_P90 * np.broadcast_to(np.asarray(cohort_sd, dtype=float), mu.shape)
     p_fast = ndtr((mu - thr) / sd)
     ids = np.asarray(pack_ids) if pack_ids is not None else np.arange(mu.size)
-    labels = [""] * mu.size if cohort_labels is None else [f" of {c}" for c in cohort_labels]
-    notes = [""] * mu.size if evidence is None else [f"; {e}" if e else "" for e in evidence]
-    flag = p_fast >= min_probability
-    df = pd.DataFrame({"pack": ids, "rate_multiplier": np.exp(mu), "rate_multiplier_p10": np.exp(mu - Z_P90 * sd),
-                       "cohort_p90_multiplier": np.exp(thr), "p_faster_than_cohort_p90": p_fast, "flagged": flag})
-    df["reason"] = [f"ages {np.exp(m - c):.2f}x the median pack{lab} (P(> their P90) = {p:.0%}){note}"
-                    for m, c, p, lab, note in zip(mu, c_mean, p_fast, labels, notes)]
-    return df[df.flagged].sort_values("p_faster_than_cohort_p90", ascending=False).reset_index(drop=True)
+    flag = np.flatnonzero(p_fast >= min_probability)
+
+    def reason(i):
+        label = f" of {cohort_labels(i)}" if cohort_labels else ""
+        note = evidence(i) if evidence else ""
+        note = f"; {note}" if note else ""
+        return f"ages {np.exp(mu[i] - c_mean[i]):.2f}x the median pack{label} (P(> their P90) = {p_fast[i]:.0%}){note}"
+
+    df = pd.DataFrame({"pack": ids[flag], "rate_multiplier": np.exp(mu[flag]), "rate_multiplier_p10": np.exp(mu - Z_P90 * sd)[flag],
+                       "cohort_p90_multiplier": np.exp(thr)[flag], "p_faster_than_cohort_p90": p_fast[flag], "flagged": True,
+                       "reason": [reason(i) for i in flag]})
+    return df.sort_values("p_faster_than_cohort_p90", ascending=False).reset_index(drop=True)
 
 
 def crossing_probability(horizon, p10, p50, p90):
