@@ -137,6 +137,38 @@ def test_telecom_profile_cycling_adds_fade(telecom_profile):
     assert res.r[-1] > 1.0
 
 
+def _cycle_loss(chem, temp_c, efc_total=1000.0):
+    # a day of pure cycling: calendar loss of one day is tiny next to 1000 EFC
+    return simulate_aging(chem, np.full(1, temp_c), 0.5, np.full(1, efc_total), dod=1.0, dt_days=1.0).loss_cycle[-1]
+
+
+def test_cold_cycling_costs_more_than_temperate_cycling():
+    # the two regimes of Waldmann et al. 2014 meet at 25 C: SEI growth above, lithium plating below
+    for chem in ("LFP", "NMC"):
+        at = {t: _cycle_loss(chem, t) for t in (-10.0, 0.0, 10.0, 25.0, 45.0)}
+        assert at[-10.0] > at[0.0] > at[10.0] > at[25.0] < at[45.0], (chem, at)
+    # LFP cold branch: BLAST-Lite Lfp_Gr_250AhPrismatic's k_cyc ~ exp(p7/T) + exp(-p8/T), p7 = 2190 K, p8 = 1.55e5 K
+    blast = lambda tk: np.exp(2190.0 / tk) + np.exp(-1.55e5 / tk)  # noqa: E731
+    assert _cycle_loss("LFP", 10.0) / _cycle_loss("LFP", 25.0) == pytest.approx(blast(283.15) / blast(298.15), rel=1e-6)
+    # NMC: Waldmann's activation energies, -55.5 kJ/mol below 25 C and 27.0 kJ/mol above
+    arr = lambda ea, tk: np.exp(-ea / 8.314462618 * (1 / tk - 1 / 298.15))  # noqa: E731
+    assert _cycle_loss("NMC", 0.0) / _cycle_loss("NMC", 25.0) == pytest.approx(arr(-55_500.0, 273.15), rel=1e-6)
+    assert _cycle_loss("NMC", 45.0) / _cycle_loss("NMC", 25.0) == pytest.approx(arr(27_000.0, 318.15), rel=1e-6)
+    # a heavily cycled pack in a cold cabinet reaches 80 % sooner than one at 25 C; float-only packs still last longer cold
+    assert years_to_threshold("NMC", 5.0, 0.5, efc_per_year=300, dod=1.0) < years_to_threshold("NMC", 25.0, 0.5, efc_per_year=300, dod=1.0)
+    assert years_to_threshold("LFP", 5.0, 1.0) > years_to_threshold("LFP", 25.0, 1.0)
+
+
+def test_the_backtest_stress_clock_of_a_published_cycle_law_has_the_cold_branch():
+    from battloop.health.backtest import chemistry_stress_law
+
+    law = chemistry_stress_law("LFP", "cycle")
+    # cycling at 10 C runs the aging clock faster than at 25 C, as the aging law says
+    assert law.log_factor(10.0) > 0.0
+    assert np.exp(law.log_factor(10.0) * law.b) == pytest.approx(_cycle_loss("LFP", 10.0) / _cycle_loss("LFP", 25.0), rel=1e-6)
+    assert "rising as T falls" in law.describe()
+
+
 def test_resistance_grows_faster_when_hot():
     r_hot = simulate_aging("LFP", np.full(885, 60.0), 1.0).r[-1]
     r_warm = simulate_aging("LFP", np.full(885, 40.0), 1.0).r[-1]

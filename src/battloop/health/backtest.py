@@ -472,6 +472,9 @@ class StressLaw:
     condition_sd: float = 0.2
     #: covariance of the fitted slopes (1/T, SOC, SOC^2 columns; zeros for a published set)
     slope_cov: tuple = ()
+    #: a published cycle law's cold (lithium plating) branch: below 25 C the loss coefficient follows
+    #: ``exp(+Ea_cold/R (1/T - 1/T_ref))`` where that is larger (:func:`battloop.health.models.cycle_temperature_factor`)
+    ea_cold_j_mol: float | None = None
 
     def change_sd(self, temp_from, soc_from, temp_to, soc_to) -> float:
         """sd of ln(time factor at the new condition / at the old one), in units of ln f.
@@ -492,7 +495,10 @@ class StressLaw:
         return float(np.sqrt(var)) / self.b
 
     def log_factor(self, temp_c, soc=None):
-        lf = np.log(arrhenius(temp_c, self.ea_j_mol)) / self.b
+        k = arrhenius(temp_c, self.ea_j_mol)
+        if self.ea_cold_j_mol is not None:
+            k = np.maximum(k, arrhenius(temp_c, -self.ea_cold_j_mol))
+        lf = np.log(k) / self.b
         if soc is not None:
             x = np.clip(np.asarray(soc, float), 0.0, 1.0)
             if self.soc_poly is not None:
@@ -514,7 +520,8 @@ class StressLaw:
     def describe(self) -> str:
         soc = "; SOC stress from the same fit" if self.soc_poly is None and self.uses_soc else (
             "; SOC stress of the chemistry set" if self.soc_poly is not None else "; SOC not used")
-        return f"Arrhenius Ea {self.ea_j_mol / 1000:.1f} kJ/mol on the loss coefficient, time exponent {self.b:.2f} ({self.source}){soc}"
+        cold = "" if self.ea_cold_j_mol is None else f" above 25 C, {self.ea_cold_j_mol / 1000:.1f} kJ/mol rising as T falls below it"
+        return f"Arrhenius Ea {self.ea_j_mol / 1000:.1f} kJ/mol{cold} on the loss coefficient, time exponent {self.b:.2f} ({self.source}){soc}"
 
 
 def _stress_design(temp_c, soc, n_soc: int) -> list:
@@ -592,7 +599,7 @@ def chemistry_stress_law(chemistry: str, kind: str) -> StressLaw:
         raise BacktestError(f"--chemistry: {exc}") from None
     if kind == "calendar":
         return StressLaw(p.ea_cal_j_mol, p.p_cal, f"{p.chemistry} set: {p.source}", soc_poly=tuple(p.soc_poly))
-    return StressLaw(p.ea_cyc_j_mol, p.p_cyc, f"{p.chemistry} set: {p.source}")
+    return StressLaw(p.ea_cyc_j_mol, p.p_cyc, f"{p.chemistry} set: {p.source}", ea_cold_j_mol=p.ea_cyc_cold_j_mol)
 
 
 def _interval_mean(v, dt, rows, default):

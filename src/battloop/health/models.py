@@ -14,8 +14,16 @@ calendar aging of a commercial LiFePO4/graphite cell", J. Energy Storage 17
     L_cal = k_cal(T, SOC) * t^p_cal                  calendar loss, t in days
     k_cal = k_ref * exp(-Ea/R (1/T - 1/T_ref)) * (s0 + s1*SOC + s2*SOC^2)
     L_cyc = k_cyc(T, DOD) * EFC^p_cyc                cycle loss, EFC = equivalent full cycles
-    k_cyc = c_ref * exp(-Ea_cyc/R (1/T - 1/T_ref)) * DOD^beta
+    k_cyc = c_ref * max(exp(-Ea_cyc/R (1/T - 1/T_ref)), exp(+Ea_cold/R (1/T - 1/T_ref))) * DOD^beta
     r = 1 + m * (k_r(T, SOC) * t^p_r + c_r * EFC)    relative DC resistance
+
+Cycling has two temperature regimes (Waldmann et al., "Temperature dependent ageing
+mechanisms in Lithium-ion batteries -- A Post-Mortem study", J. Power Sources 262 (2014)
+129-135): above about 25 C SEI growth speeds up with temperature, below it lithium plating
+on the graphite takes over and cycling costs more the colder the cell is charged. The cycle
+law takes the larger of the two Arrhenius branches, which meet at 25 C. A cold cabinet in
+Heilongjiang therefore ages a cycled pack faster, not slower, than a temperate one; with a
+single warm-side Arrhenius term it would read as protective.
 
 ``m`` is the per-pack degradation multiplier (BLAST-Lite's
 ``degradation_scalar``), calibrated per cohort and per pack by
@@ -45,12 +53,21 @@ Parameter sets (see ``PARAMETER_SETS``):
   ``Lfp_Gr_SonyMurata3Ah_Battery`` that was fitted to the same cell. The cycle
   term follows the BLAST-Lite ``Lfp_Gr_250AhPrismatic`` form (EFC^0.828), with
   its rate set so that 100 % DOD cycling at 25 C alone costs 20 % at 4,000 EFC.
+  Its cold branch is that model's own temperature term ``exp(p7/T)``, p7 = 2190 K
+  (Ea 18.2 kJ/mol, cycling fade 1.48x at 10 C and 2.7x at -10 C against 25 C); the
+  set was fitted on 10-45 C with charge limited to 0.16 C at 10 C, close to the
+  gentle recharge after a telecom outage, so below 10 C it is an extrapolation.
 * ``NMC`` calendar term: fitted to BLAST-Lite ``NMC_Gr_75Ah_A`` float outputs
   (Gasper et al. 2023: q = 0.987/0.963/0.884 after one year at 25/35/45 C and
   100 % SOC; 0.905 at 5 years and 0.858 at 10 years at 35 C; least squares on
   these five, which one activation energy cannot all meet: the fit gives
   0.9885/0.9621/0.8838 and 0.904/0.858, within 0.16 pp of each); the cycle term
-  costs 20 % at 1,500 EFC (100 % DOD, 25 C); resistance follows the form of the
+  costs 20 % at 1,500 EFC (100 % DOD, 25 C), with Waldmann et al. 2014's two
+  activation energies, measured on NMC/LMO-graphite 18650s cycled at 1 C from
+  -20 to 70 C: 27.0 kJ/mol above 25 C and 55.5 kJ/mol (fade rising as T falls)
+  below: 2.2x at 15 C and 20x at -10 C. Those cells were charged at 1 C; plating
+  falls steeply with the charge rate, so for a telecom pack recharged at 0.1-0.2 C
+  the cold branch is an upper bound; resistance follows the form of the
   BLAST-Lite Kokam NMC111 trend with a gentler rate: +44 % when capacity reaches
   80 % at 35 C float, +17 % at 45 C (Kokam's own cells grow far faster, ~3x in a
   year at 45 C; telecom NMC packs are not that cell).
@@ -193,7 +210,8 @@ class AgingParameters:
     soc_poly: tuple  # (s0, s1, s2) of the SOC stress polynomial, 1.0 at SOC = 1
     p_cal: float
     k_cyc_ref: float  # cycle loss coefficient at 25 C and 100 % DOD, per EFC^p_cyc
-    ea_cyc_j_mol: float
+    ea_cyc_j_mol: float  # warm branch (SEI growth): cycling fade rises with T above 25 C
+    ea_cyc_cold_j_mol: float  # cold branch (lithium plating): cycling fade rises as T falls below 25 C
     dod_exponent: float
     p_cyc: float
     k_res_ref: float  # calendar resistance growth coefficient at 25 C, per day^p_res
@@ -203,19 +221,23 @@ class AgingParameters:
     k_res_cyc: float  # resistance growth per EFC
 
 
+#: The cold branch of the LFP cycle law: BLAST-Lite ``Lfp_Gr_250AhPrismatic``'s ``exp(p7 / T)``
+#: with p7 = 2190 K, written as an activation energy (p7 * R).
+LFP_CYCLE_COLD_EA_J_MOL = 2190.0 * R_GAS
+
 PARAMETER_SETS = {
     "LFP": AgingParameters(
         chemistry="LFP",
         source="calendar/resistance: fit to Naumann et al. 2018 (doi:10.1016/j.est.2018.01.019); cycle: BLAST-Lite Lfp_Gr_250AhPrismatic form",
         k_cal_ref=4.92e-3, ea_cal_j_mol=20_980.0, soc_poly=(0.2207, 0.8549, -0.0756), p_cal=0.435,
-        k_cyc_ref=0.2 / 4000.0**0.828, ea_cyc_j_mol=15_000.0, dod_exponent=0.6, p_cyc=0.828,
+        k_cyc_ref=0.2 / 4000.0**0.828, ea_cyc_j_mol=15_000.0, ea_cyc_cold_j_mol=LFP_CYCLE_COLD_EA_J_MOL, dod_exponent=0.6, p_cyc=0.828,
         k_res_ref=4.71e-5, ea_res_j_mol=68_990.0, res_soc_floor=0.51, p_res=1.0, k_res_cyc=2.0e-5,
     ),
     "NMC": AgingParameters(
         chemistry="NMC",
         source="calendar: fit to BLAST-Lite NMC_Gr_75Ah_A outputs (Gasper et al. 2023, doi:10.1016/j.est.2023.109042); resistance: BLAST-Lite Kokam NMC111 trend",
         k_cal_ref=3.854e-4, ea_cal_j_mol=91_330.0, soc_poly=(0.4, 0.6, 0.0), p_cal=0.575,
-        k_cyc_ref=0.2 / 1500.0**0.8, ea_cyc_j_mol=20_000.0, dod_exponent=1.0, p_cyc=0.8,
+        k_cyc_ref=0.2 / 1500.0**0.8, ea_cyc_j_mol=27_000.0, ea_cyc_cold_j_mol=55_500.0, dod_exponent=1.0, p_cyc=0.8,
         k_res_ref=2.0e-4, ea_res_j_mol=50_000.0, res_soc_floor=0.5, p_res=0.8, k_res_cyc=1.5e-4,
     ),
 }
@@ -272,9 +294,15 @@ def _calendar_rate(params: AgingParameters, temp_c, soc):
     return params.k_cal_ref * arrhenius(temp_c, params.ea_cal_j_mol) * stress
 
 
+def cycle_temperature_factor(params: AgingParameters, temp_c):
+    """Cycling fade at ``temp_c`` relative to 25 C: the larger of the warm (SEI) and the cold (lithium
+    plating) Arrhenius branch, which meet at 25 C (Waldmann et al. 2014, see the module docstring)."""
+    return np.maximum(arrhenius(temp_c, params.ea_cyc_j_mol), arrhenius(temp_c, -params.ea_cyc_cold_j_mol))
+
+
 def _cycle_rate(params: AgingParameters, temp_c, dod):
     dod = np.clip(np.asarray(dod, dtype=float), 0.0, 1.0)
-    return params.k_cyc_ref * arrhenius(temp_c, params.ea_cyc_j_mol) * dod**params.dod_exponent
+    return params.k_cyc_ref * cycle_temperature_factor(params, temp_c) * dod**params.dod_exponent
 
 
 def _resistance_rate(params: AgingParameters, temp_c, soc):
