@@ -310,3 +310,62 @@ def test_a_pack_below_a_threshold_already_crosses_at_month_0():
 
     s = crossing_samples_from_loss(fc.loss_nominal, post, 0.8, 51, loss_now=loss)
     assert np.all(s[0] == 0) and np.all(s[1] > 0)
+
+
+def _commissioned_cohort(q0_mean, m_mean, n=200, months=72, commissioned_share=0.5, late_pair=False, seed=0):
+    """Packs of one model at 25 C float: initial capacity ~ N(q0_mean, 1 %) of rated, log m ~ N(log m_mean, 0.15),
+    one capacity test (sd 1 %) at month 24-71 each, and for ``commissioned_share`` of them also one at
+    commissioning (month 0), or with ``late_pair`` one 12 months before the other instead."""
+    rng = np.random.default_rng(seed)
+    law = simulate_aging("LFP", np.full((1, months), 25.0), soc_mean=0.97, dt_days=365.25 / 12)
+    loss = (law.loss_calendar + law.loss_cycle)[0]
+    q0 = rng.normal(q0_mean, 0.01, n)
+    log_m = rng.normal(np.log(m_mean), 0.15, n)
+    late = rng.integers(24, months, n)
+    second = np.where(late_pair, late - 12, 0)
+    twice = rng.random(n) < commissioned_share
+    soh, nom = np.full((n, 2), np.nan), np.zeros((n, 2))
+    soh[:, 0], nom[:, 0] = q0 - np.exp(log_m) * loss[late] + rng.normal(0, 0.01, n), loss[late]
+    soh[twice, 1] = q0[twice] - np.exp(log_m[twice]) * loss[second[twice]] + rng.normal(0, 0.01, twice.sum())
+    nom[twice, 1] = loss[second[twice]]
+    return soh, nom, log_m, twice
+
+
+def test_a_cohort_that_started_above_rated_is_read_from_its_commissioning_tests():
+    # new packs delivered 104 % of rated; half were tested at commissioning and again years later
+    soh, nom, log_m, twice = _commissioned_cohort(1.04, 1.0)
+    post = calibrate_packs(soh, nom, np.full(soh.shape, 0.01))
+    assert post.q0_packs == twice.sum()
+    assert post.q0_mean == pytest.approx(1.04, abs=0.006)
+    # the packs tested only once, years in, now read at their true rate; taking 100 % as their start
+    # read the 4 pp they never had as aging not yet done, about a third too slow
+    err = post.log_m_mean - log_m
+    assert abs(err[~twice].mean()) < 0.05
+    rated_start = calibrate_packs(soh, nom, np.full(soh.shape, 0.01), estimate_q0=False)
+    assert rated_start.q0_mean == 1.0 and rated_start.q0_packs == 0
+    assert (rated_start.log_m_mean - log_m)[~twice].mean() < -0.25
+    # SOH now of a pack never tested is the cohort's start less its aging
+    untested = np.full((1, 2), np.nan)
+    soh2, nom2 = np.vstack([soh, untested]), np.vstack([nom, np.zeros((1, 2))])
+    post2 = calibrate_packs(soh2, nom2, np.full(soh2.shape, 0.01))
+    assert post2.soh_quantiles(np.zeros((soh2.shape[0], 1)))[1, -1, 0] == pytest.approx(post2.q0_mean, abs=1e-9)
+
+
+def test_a_cohort_at_rated_that_ages_fast_is_not_read_as_one_that_started_low():
+    for q0_mean, m_mean in ((1.0, 1.4), (0.98, 0.8)):
+        soh, nom, log_m, twice = _commissioned_cohort(q0_mean, m_mean, seed=1)
+        post = calibrate_packs(soh, nom, np.full(soh.shape, 0.01))
+        assert post.q0_mean == pytest.approx(q0_mean, abs=0.006)
+        assert abs((post.log_m_mean - log_m).mean()) < 0.05
+
+
+def test_tests_all_taken_late_do_not_move_the_cohort_start():
+    # two tests a year apart, years in: a higher start and faster aging explain them equally well,
+    # so the start stays at rated rather than drifting along that ridge
+    soh, nom, _, twice = _commissioned_cohort(1.04, 1.0, commissioned_share=1.0, late_pair=True)
+    post = calibrate_packs(soh, nom, np.full(soh.shape, 0.01))
+    assert post.q0_packs == 0 and post.q0_mean == 1.0
+    # two commissioned packs are too few to speak for a cohort
+    soh, nom, _, twice = _commissioned_cohort(1.04, 1.0, n=40, commissioned_share=0.05, seed=2)
+    assert twice.sum() < 3
+    assert calibrate_packs(soh, nom, np.full(soh.shape, 0.01)).q0_mean == 1.0

@@ -273,3 +273,29 @@ def test_a_bad_bench_row_in_the_store_is_left_out_with_its_reason_and_the_fleet_
     assert "298.15" in reasons["capacity_test"] and "Kelvin" in reasons["capacity_test"]
     assert "must be positive" in reasons["resistance"]
     assert HealthAssessment.objects.get(pack=p).evidence_sources == {"bms": HealthAssessment.objects.get(pack=p).evidence_count}
+
+
+def test_commissioning_tests_give_the_cohort_its_starting_capacity(demo, tmp_path, capsys):
+    # packs of one model tested at 104 % of rated at their site acceptance (install day) and again last month
+    from django.core.management import call_command
+
+    installed = (Pack.objects.filter(state="installed", install_date__lte=TODAY - dt.timedelta(days=3 * 365))
+                 .select_related("model").order_by("model__code", "serial"))
+    by_model: dict = {}
+    for p in installed:
+        by_model.setdefault(p.model.code, []).append(p)
+    code, packs = max(by_model.items(), key=lambda kv: len(kv[1]))
+    assert len(packs) >= 4
+    head = "serial,test_date,capacity_ah,test_temp_c,visual_ok"
+    commissioning = [f"{p.serial},{p.install_date},{1.04 * p.model.rated_capacity_ah:.2f},25,true" for p in packs]
+    later = [f"{p.serial},2026-10-01,{(bms_implied_soh(p) + 0.02) * p.model.rated_capacity_ah:.2f},25,true" for p in packs]
+    for name, rows in (("commissioning.csv", commissioning), ("later.csv", later)):  # one dossier per pack and file
+        (tmp_path / name).write_text("\n".join([head, *rows]) + "\n")
+        assert import_bench(tmp_path / name).report.applied == len(packs)
+    r = assess(today=TODAY)
+    start = {c["model"]: c for c in r["initial_capacity"]}
+    assert set(start) == {code}  # the other models keep rated as their start: none of their packs pinned theirs
+    assert start[code]["packs"] == len(packs)
+    assert start[code]["pct_of_rated"] == pytest.approx(104.0, abs=0.5)
+    call_command("assess")  # the command's own today, a few weeks on: the same starting capacity
+    assert f"new {code} packs delivered 10" in capsys.readouterr().out

@@ -41,9 +41,9 @@ from battloop.registry.models import Pack, Site
 
 from .estimate import (UNKNOWN_BENCH_TEMP_SD_C, EvidenceRejected, ResistanceEvidence, SeriesFindings, bms_soh_evidence,
                        capacity_test_evidence, fuse_resistance, resistance_at_reference, series_evidence)
-from .forecast import (DAYS_PER_MONTH, TRIAGE_THRESHOLDS, Scenario, calibrate_packs, crossing_samples_from_loss, forecast_packs,
-                       seasonal_temperature_c)
-from .models import pack_factor_for, simulate_aging, state_at
+from .forecast import (DAYS_PER_MONTH, TRIAGE_THRESHOLDS, Scenario, calibrate_packs, cohort_initial_capacity, crossing_samples_from_loss,
+                       forecast_packs, seasonal_temperature_c)
+from .models import get_parameters, pack_factor_for, resolve_chemistry, simulate_aging, state_at
 from .outlook import aging_anomalies, fleet_backup_outlook, pack_energy_wh, quarter_labels, retirements_per_quarter
 from .records import HealthAssessment, OutlookRun, RetirementForecast, SiteBackupOutlook
 
@@ -116,6 +116,10 @@ BMS_MIN_LOSS_TO_SCALE = 0.03
 #: A BMS further than this from a measured capacity (after the generic bias) is not estimating
 #: capacity (stuck, never recalibrated): its readings are left out.
 BMS_TRUST_LIMIT = 0.10
+#: The rescaling of a BMS's reported fade is held within this range: a measurement at or above the
+#: pack's start where the BMS reports a few percent of fade would give a zero or negative scale
+#: (every reading at "new", with no uncertainty), not a rescaled history.
+BMS_SCALE_RANGE = (0.2, 5.0)
 #: A bench DCIR reading: ~3 % repeatability of the pulse method plus ~0.5 mΩ of contacts and
 #: leads (IEC 61960-3 sec. 7.8 DC method; typical 4-wire bench rigs).
 BENCH_DCIR_REL_SD = 0.03
@@ -143,6 +147,8 @@ class _Evidence:
                                                   "series_conflicting_readings": 0,
                                                   "packs_bms_left_out": 0})
     rejected: list = field(default_factory=list)  # (serial, date, kind, reason)
+    #: per pack model whose packs' own tests pinned the cohort's starting capacity: (% of rated, packs)
+    initial_capacity: dict = field(default_factory=dict)
 
     def add_soh(self, pack_id, when: dt.date, soh: float, sd: float, source: str):
         self.soh.setdefault(pack_id, []).append((when, soh, sd, source))
@@ -292,13 +298,25 @@ def _series_evidence(packs_by_serial: dict, today: dt.date, ev: _Evidence, con, 
             ev.rejected.append((p.serial, when, kind, reason))
 
 
-def _bms_check(bms: list, measured: list, install_date: dt.date) -> tuple[float, float] | None:
+def _pack_start(measured: list, install_date: dt.date, cohort_start: float) -> float:
+    """A pack's initial capacity (fraction of rated): its own measurements within BMS_ANCHOR_MONTHS of
+    install (a commissioning test), else its cohort's (:func:`~battloop.health.forecast.cohort_initial_capacity`)."""
+    early = [(soh, 1.0 / sd**2) for when, soh, sd, _ in measured if _months_between(install_date, when) <= BMS_ANCHOR_MONTHS]
+    if not early:
+        return cohort_start
+    return float(np.average([v for v, _ in early], weights=[w for _, w in early]))
+
+
+def _bms_check(bms: list, measured: list, install_date: dt.date, start: float = 1.0) -> tuple[float, float] | None:
     """How this pack's BMS compares with its measured capacity: (gap, fade scale).
 
-    ``gap`` is the BMS's SOH (less the generic bias) minus the measured SOH, from its readings
-    within BMS_ANCHOR_MONTHS of each measurement; ``scale`` the measured loss over the reported
-    loss there (1 when the reported loss is too small to compare). Both are inverse-variance
-    weighted over the measurements; None when no reading is near a measurement.
+    A BMS reports the fade from the pack's own start (100 % when new); measurements are against
+    rated, and the pack started at ``start`` of rated. ``gap`` is the SOH the BMS implies (less
+    the generic bias, from ``start``) minus the measured SOH, from its readings within
+    BMS_ANCHOR_MONTHS of each measurement; ``scale`` the measured loss from ``start`` over the
+    reported loss there (1 when the reported loss is too small to compare; held within
+    BMS_SCALE_RANGE). Both are inverse-variance weighted over the measurements; None when no
+    reading is near a measurement.
     """
     if not bms or not measured:
         return None
@@ -309,12 +327,12 @@ def _bms_check(bms: list, measured: list, install_date: dt.date) -> tuple[float,
         near = np.abs(months - _months_between(install_date, when)) <= BMS_ANCHOR_MONTHS
         if near.any():
             level = float(np.median(reported[near]))
-            gaps.append(level - soh)
-            scales.append((1.0 - soh) / (1.0 - level) if 1.0 - level >= BMS_MIN_LOSS_TO_SCALE else 1.0)
+            gaps.append(start - (1.0 - level) - soh)
+            scales.append((start - soh) / (1.0 - level) if 1.0 - level >= BMS_MIN_LOSS_TO_SCALE else 1.0)
             weights.append(1.0 / sd**2)
     if not gaps:
         return None
-    return float(np.average(gaps, weights=weights)), float(np.average(scales, weights=weights))
+    return float(np.average(gaps, weights=weights)), float(np.clip(np.average(scales, weights=weights), *BMS_SCALE_RANGE))
 
 
 def _measured_resistance(items: list) -> dict | None:
@@ -331,6 +349,31 @@ def _measured_resistance(items: list) -> dict | None:
 
 def _months_between(a: dt.date, b: dt.date) -> int:
     return (b.year - a.year) * 12 + (b.month - a.month)
+
+
+#: a BMS's monthly median SOH is dated to the first of its month and stands for the middle of it
+BMS_MONTH_MIDDLE_DAYS = 15
+
+
+def _age_months(install_date: dt.date, when: dt.date) -> float:
+    """A pack's age at ``when`` in (fractional) months of :data:`DAYS_PER_MONTH` days; 0 before install."""
+    return max((when - install_date).days, 0) / DAYS_PER_MONTH
+
+
+def _loss_at(loss_row, age_months: float, p_first: float) -> float:
+    """The nominal loss of a pack's history at a fractional age; ``loss_row[k]`` is the loss at the end
+    of month k + 1.
+
+    Within the first month the loss follows the calendar law's own ``t^p`` from 0 at install: a
+    commissioning test a week in has about half the first month's loss under t^0.44, not a
+    quarter (linear) or all of it (the month's end, which read a 104 % test as a 106 % start).
+    Later, linear between month ends."""
+    if age_months <= 1.0:
+        return float(loss_row[0]) * age_months**p_first
+    x = min(age_months, float(len(loss_row)))
+    k = min(int(x), len(loss_row) - 1)
+    lo, hi = float(loss_row[k - 1]), float(loss_row[k])
+    return lo + (x - k) * (hi - lo) if x < len(loss_row) else hi
 
 
 def date_ahead(today: dt.date, months: float) -> dt.date | None:
@@ -386,6 +429,7 @@ def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None,
             "seconds": time.perf_counter() - started, "evidence": measured.counts,
             "evidence_rejected": [{"pack": s, "date": w, "kind": k, "reason": r} for s, w, k, r in measured.rejected[:50]],
             "with_measured_resistance": sum(1 for r in run.results if r.resistance_evidence_count),
+            "initial_capacity": [{"model": code, "pct_of_rated": pct, "packs": n} for code, (pct, n) in sorted(measured.initial_capacity.items())],
             "packs_left_out": packs_left_out(), **outlook}
 
 
@@ -468,12 +512,22 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
         nominal = simulate_aging(chemistry, temps, soc_mean=0.97, efc_per_step=0.0, dod=0.5, dt_days=DAYS_PER_MONTH,
                                  pack_factor=PACK_FACTOR)
         loss = (nominal.loss_calendar + nominal.loss_cycle) * PACK_FACTOR
+        # The cohort's starting capacity from measured capacities alone: a BMS reports fade from the
+        # pack's own start, and is compared with the measured fade from there
+        p_first = get_parameters(chemistry).p_cal if resolve_chemistry(chemistry) != "GENERIC" else 0.5
+        own_rows = [[(_age_months(p.install_date, w), v, s_) for w, v, s_, _ in measured.soh.get(p.pk, [])] for p in group]
+        width = max(1, max(len(r) for r in own_rows))
+        own_soh, own_nom, own_sd = np.full((len(group), width), np.nan), np.zeros((len(group), width)), np.ones((len(group), width))
+        for i, rows_i in enumerate(own_rows):
+            for j, (age, v, s_) in enumerate(rows_i):
+                own_soh[i, j], own_nom[i, j], own_sd[i, j] = v, _loss_at(loss[i], age, p_first), s_
+        cohort_start, _ = cohort_initial_capacity(own_soh, own_nom, own_sd)
         # Every pack's SOH evidence as (month of its history, soh, sd, source).
         observations = []
         for p in group:
             bms = evidence.get(p.serial, [])
             own = measured.soh.get(p.pk, [])
-            check = _bms_check(bms, own, p.install_date)
+            check = _bms_check(bms, own, p.install_date, _pack_start(own, p.install_date, cohort_start))
             obs, left_out, scale = [], 0, 1.0
             if check is not None and abs(check[0]) > BMS_TRUST_LIMIT:
                 left_out = len(bms)  # this BMS does not track the measured capacity
@@ -486,8 +540,9 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
             for month, reported in bms:
                 ev = bms_soh_evidence(reported / 100.0, bias=BMS_DEFAULT_BIAS)
                 # the BMS's reported loss, rescaled to what the measurements found
-                obs.append((_months_between(p.install_date, month), 1.0 - (1.0 - ev.soh) * scale, ev.sd * scale, ev.source))
-            obs.extend((_months_between(p.install_date, when), v, s, src) for when, v, s, src in own)
+                obs.append((_age_months(p.install_date, month + dt.timedelta(days=BMS_MONTH_MIDDLE_DAYS)), 1.0 - (1.0 - ev.soh) * scale,
+                            ev.sd * scale, ev.source))
+            obs.extend((_age_months(p.install_date, when), v, s, src) for when, v, s, src in own)
             observations.append((obs, left_out))
         n_obs = max((len(o) for o, _ in observations), default=0)
         soh = np.full((len(group), max(n_obs, 1)), np.nan)
@@ -497,14 +552,15 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
         sources = []
         for i, (obs, left_out) in enumerate(observations):
             counted: dict[str, int] = {"bms_left_out": left_out} if left_out else {}
-            for j, (k, v, s, src) in enumerate(obs):
-                k = min(max(k, 0), n_hist - 1)
-                soh[i, j], nom[i, j], sd[i, j], from_bms[i, j] = v, loss[i, k], s, src == "bms"
+            for j, (age, v, s, src) in enumerate(obs):
+                soh[i, j], nom[i, j], sd[i, j], from_bms[i, j] = v, _loss_at(loss[i], age, p_first), s, src == "bms"
                 counted[src] = counted.get(src, 0) + 1
             sources.append(counted)
         # a BMS's own bias is shared by its readings; climate zones are sub-cohorts of the pack model
         # (the model fixes the OEM), each with its own prior
         post = calibrate_packs(soh, nom, sd, bms=from_bms, groups=[p.site.climate_zone or "unknown" for p in group])
+        if post.q0_packs:
+            measured.initial_capacity[model_code] = (round(100.0 * post.q0_mean, 2), post.q0_packs)
         ahead = seasonal_temperature_c(np.array([p.site.annual_mean_temp_c or 15.0 for p in group]),
                                        np.array([p.site.temp_amplitude_c or 10.0 for p in group]), HORIZON_MONTHS,
                                        start_month=today.month, offset_c=np.array([p.site.cabinet_offset_c + 2.0 for p in group]))
@@ -531,7 +587,7 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
         flags = aging_anomalies(post.log_m_mean, post.log_m_sd, post.prior_mean, post.prior_sd, pack_ids=[p.serial for p in group],
                                 cohort_labels=lambda i: f"{model_code} in {group[i].site.climate_zone or 'an unknown climate zone'}",
                                 evidence=lambda i: _anomaly_evidence(group[i], observations[i][0], sources[i], loss[i],
-                                                                     post.prior_mean[i]))
+                                                                     post.prior_mean[i], post.q0_mean, p_first))
         flag_by = dict(zip(flags["pack"], flags["reason"]))
         anomalies += len(flag_by)
         for sc, out in zip(scenarios, runs):
@@ -567,17 +623,17 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
     return sites, runs, anomalies, measured
 
 
-def _anomaly_evidence(pack, observations: list, sources: dict, loss_nominal, prior_log_m: float) -> str:
+def _anomaly_evidence(pack, observations: list, sources: dict, loss_nominal, prior_log_m: float, cohort_start: float = 1.0,
+                      p_first: float = 0.5) -> str:
     """What a pack's anomaly rests on, in words: its evidence by source and its latest measurement
     (a measured capacity before a BMS reading) against the SOH its cohort's median pack would
-    show at that age."""
+    show at that age (from the cohort's starting capacity for a measurement; a BMS counts from 100 %)."""
     if not observations:
         return ""
     measured = [o for o in observations if o[3] != "bms"]
-    month, soh, _, src = max(measured or observations, key=lambda o: o[0])
-    k = min(max(month, 0), len(loss_nominal) - 1)
-    median_pack = 1.0 - math.exp(prior_log_m) * float(loss_nominal[k])
-    when = date_ahead(pack.install_date, month)
+    age, soh, _, src = max(measured or observations, key=lambda o: o[0])
+    median_pack = (1.0 if src == "bms" else cohort_start) - math.exp(prior_log_m) * _loss_at(loss_nominal, age, p_first)
+    when = date_ahead(pack.install_date, age)
     counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in sorted(sources.items()))
     return (f"evidence: {counts}; latest {src.replace('_', ' ')} {when:%Y-%m}: SOH {100 * soh:.1f} % where the median pack "
             f"would be at {100 * median_pack:.1f} %")

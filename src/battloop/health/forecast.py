@@ -6,7 +6,7 @@ Model (the aging laws of :mod:`battloop.health.models` with one multiplier
 per pack, like BLAST-Lite's ``degradation_scalar``)::
 
     soh_j = q0 + d * [j is a BMS reading] - m * L_j + e_j,     e_j ~ N(0, sd_j^2)
-    q0 ~ N(1, sd_q0^2),    d ~ N(0, BMS_BIAS_SD^2),    log m ~ N(mu_cohort, tau_cohort^2)
+    q0 ~ N(mu_q0, sd_q0^2),    d ~ N(0, BMS_BIAS_SD^2),    log m ~ N(mu_cohort, tau_cohort^2)
 
 ``L_j`` is the nominal (m = 1) loss the model gives for the pack's own
 temperature/SOC/throughput history up to the evidence time ``t_j``; ``soh_j``
@@ -19,6 +19,11 @@ BMS bias ``d`` are integrated out in closed form), and packs without evidence ge
 the cohort prior. Given m the offset ``q0 - 1`` is Gaussian with a mean linear in
 m, and SOH carries it: a pack just measured low is partly a pack that started low,
 so its SOH now stays at the measurement instead of at the rate's prediction.
+``mu_q0``, what the cohort's new packs deliver against rated (often 102-105 %), is
+estimated from the packs whose own tests pin their starting capacity: a test when
+the pack was commissioned and another after years of aging (:func:`estimate_cohort_q0`).
+Without it a cohort that started at 104 % would read, from a later test alone, as
+aging more slowly than it does.
 
 Forecasts continue every pack's aging state through a future climate
 (seasonal monthly temperatures plus a scenario offset, e.g. -5 C for a cooling
@@ -35,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
+from scipy import optimize, special
 
 from .models import AgingState, simulate_aging
 from .trajectory import Z_P10, Z_P50, Z_P90
@@ -88,6 +93,10 @@ class PackPosterior:
     #: :func:`crossing_samples_from_loss`). None: the hyper-prior's share (:func:`cohort_mean_sd`), one label.
     prior_mean_sd: np.ndarray | None = None
     prior_group: np.ndarray | None = None
+    #: the cohort's mean initial capacity as a fraction of rated (``mu_q0``) and the number of packs it
+    #: was estimated from (0: the hyper-prior's 1.0, no pack's own tests pinned a starting capacity)
+    q0_mean: float = 1.0
+    q0_packs: int = 0
 
     def multiplier_quantiles(self, z=QUANTILE_Z) -> np.ndarray:
         """Quantiles of m, shape (len(z), npacks)."""
@@ -125,7 +134,7 @@ class PackPosterior:
         pick = (lambda a: None if a is None else a[which])
         return PackPosterior(self.log_m_mean[which], self.log_m_sd[which], self.n_evidence[which], self.cohort,
                              pick(self.prior_mean), pick(self.prior_sd), pick(self.offset_alpha), pick(self.offset_beta),
-                             pick(self.offset_sd), pick(self.prior_mean_sd), pick(self.prior_group))
+                             pick(self.offset_sd), pick(self.prior_mean_sd), pick(self.prior_group), self.q0_mean, self.q0_packs)
 
     def shared_share(self) -> np.ndarray:
         """Per pack, the correlation of its log m with the unknown part of its prior's mean.
@@ -173,8 +182,12 @@ def _evidence_stats(soh, loss, sd, mask, shared):
             np.sum(w, axis=1), np.sum(wb * e, axis=1), np.sum(wb * L, axis=1), np.sum(wb, axis=1))
 
 
-def _grid_posterior(stats, prior: CohortPrior, sd_q0: float, bms_bias_sd: float):
-    """Exact grid posterior of log m per pack from :func:`_evidence_stats`."""
+def _grid_log_posterior(stats, prior: CohortPrior, sd_q0: float, bms_bias_sd: float):
+    """Unnormalised log posterior of log m on :data:`GRID` per pack (npacks, grid), from :func:`_evidence_stats`.
+
+    Up to terms that depend neither on m nor on the evidence's reference level, so the sum over the
+    grid also compares reference levels (:func:`estimate_cohort_q0`).
+    """
     s_ee, s_el, s_ll, s_e, s_l, s_w, sb_e, sb_l, sb_w = (x[:, None] for x in stats)
     m = np.exp(GRID)[None, :]  # 1, G
     a = s_ee + 2.0 * m * s_el + m * m * s_ll  # sum w r^2
@@ -187,14 +200,33 @@ def _grid_posterior(stats, prior: CohortPrior, sd_q0: float, bms_bias_sd: float)
     c2 = 1.0 / bms_bias_sd**2 + sb_w
     quad = (c2 * b1 * b1 - 2.0 * sb_w * b1 * b2 + c1 * b2 * b2) / (c1 * c2 - sb_w * sb_w)
     loglik = -0.5 * (a - quad)
-    logprior = -0.5 * ((GRID[None, :] - prior.log_m_mean) / prior.log_m_sd) ** 2
-    lp = loglik + logprior
+    sd = np.asarray(prior.log_m_sd, dtype=float)
+    logprior = -0.5 * ((GRID[None, :] - prior.log_m_mean) / sd) ** 2 - np.log(sd)
+    return loglik + logprior
+
+
+def _grid_posterior(stats, prior: CohortPrior, sd_q0: float, bms_bias_sd: float):
+    """Exact grid posterior of log m per pack from :func:`_evidence_stats`: its mean and sd."""
+    lp = _grid_log_posterior(stats, prior, sd_q0, bms_bias_sd)
     lp -= lp.max(axis=1, keepdims=True)
     p = np.exp(lp)
     p /= p.sum(axis=1, keepdims=True)
     mean = p @ GRID
     sdv = np.sqrt(np.maximum(p @ GRID**2 - mean**2, 1e-8))
     return mean, sdv
+
+
+def _shift_stats(stats, shift: float):
+    """:func:`_evidence_stats` of the same evidence with the packs' starting capacity at ``1 + shift``
+    of rated instead of 1, without going back to the observations.
+
+    Measured SOH is read against rated, so its ``e`` moves by ``-shift``. A BMS reports the fade from
+    the pack's own start (100 % when new), which the model reads as ``q0 - fade``: its rows keep
+    their ``e``, and stay level with the measured ones at the start.
+    """
+    s_ee, s_el, s_ll, s_e, s_l, s_w, sb_e, sb_l, sb_w = stats
+    n_e, n_l, n_w = s_e - sb_e, s_l - sb_l, s_w - sb_w  # the measured rows' sums
+    return (s_ee - 2.0 * shift * n_e + shift * shift * n_w, s_el - shift * n_l, s_ll, s_e - shift * n_w, s_l, s_w, sb_e, sb_l, sb_w)
 
 
 def _offset_posterior(stats, sd_q0: float, bms_bias_sd: float):
@@ -226,9 +258,83 @@ BMS_BIAS_SD = 0.015
 SD_Q0 = 0.01
 
 
+#: Hyper-prior sd of a cohort's mean initial capacity, as a fraction of rated. Cells and packs are
+#: rated at a guaranteed minimum and deliver a little more when new (datasheets quote a "typical"
+#: capacity 2-5 % above the rated one); 3 % lets that show and keeps a handful of tests from moving
+#: the cohort far.
+Q0_MEAN_SD = 0.03
+#: a pack pins its own starting capacity when its measured (non-BMS) tests include one taken at no
+#: more than this share of the nominal loss of its latest one: a commissioning test and one after years
+#: of aging (under the calendar law's t^0.44 a test at one month has a fifth of the loss of a
+#: test at three years). Tests all taken late lie on the ridge where a higher start and faster
+#: aging explain them equally well, and would move the estimate along it.
+Q0_PIN_LOSS_SHARE = 0.5
+#: packs that pin their own starting capacity needed before the cohort's is estimated
+Q0_MIN_PACKS = 3
+#: at most this many of them enter the estimate (evenly spaced through the fleet): one number for
+#: the cohort, whose sd is already below 0.1 pp at a few hundred packs
+Q0_MAX_PACKS = 20_000
+
+
+def estimate_cohort_q0(stats, pins, sd_q0: float = SD_Q0, bms_bias_sd: float | None = None, hyper: CohortPrior | None = None):
+    """The cohort's mean initial capacity ``mu_q0`` (fraction of rated): maximum marginal likelihood
+    over the packs in ``pins`` (empirical Bayes, Morris 1983; each pack's m and BMS bias integrated
+    out on the grid under the hyper-prior ``hyper``), with a N(1, :data:`Q0_MEAN_SD`^2) hyper-prior.
+
+    Returns ``(mu_q0, n)`` with ``n`` the packs that pin theirs; ``(1.0, 0)`` when fewer than
+    :data:`Q0_MIN_PACKS` do.
+    """
+    bms_bias_sd = BMS_BIAS_SD if bms_bias_sd is None else bms_bias_sd
+    idx = np.flatnonzero(np.asarray(pins, dtype=bool))
+    n = int(idx.size)
+    if n < Q0_MIN_PACKS:
+        return 1.0, 0
+    if n > Q0_MAX_PACKS:
+        idx = idx[np.linspace(0, n - 1, Q0_MAX_PACKS).astype(np.int64)]
+    sub = tuple(np.asarray(x)[idx] for x in stats)
+    hyper = hyper or CohortPrior()
+
+    def neg_log_marginal(shift):
+        lp = _grid_log_posterior(_shift_stats(sub, shift), hyper, sd_q0, bms_bias_sd)
+        return -(float(np.sum(special.logsumexp(lp, axis=1))) - 0.5 * (shift / Q0_MEAN_SD) ** 2)
+
+    res = optimize.minimize_scalar(neg_log_marginal, bounds=(-5 * Q0_MEAN_SD, 5 * Q0_MEAN_SD), method="bounded",
+                                   options={"xatol": 1e-5})
+    return 1.0 + float(res.x), n
+
+
+def cohort_initial_capacity(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | None = None,
+                            sd_q0: float = SD_Q0) -> tuple[float, int]:
+    """The cohort's mean initial capacity from measured capacities alone (arrays as for
+    :func:`calibrate_packs`, without BMS rows): ``(fraction of rated, packs that pin theirs)``.
+
+    Needed before the BMS rows are built, whose reported fade is compared with the measured fade
+    from the pack's start (:func:`battloop.health.assess` rescales a BMS to it).
+    """
+    soh = np.atleast_2d(np.asarray(soh, dtype=float))
+    loss = np.broadcast_to(np.atleast_2d(np.asarray(nominal_loss, dtype=float)), soh.shape)
+    sd = np.broadcast_to(np.atleast_2d(np.asarray(soh_sd, dtype=float)), soh.shape)
+    msk = np.isfinite(soh) & np.isfinite(loss) & np.isfinite(sd) & (sd > 0)
+    if mask is not None:
+        msk &= np.asarray(mask, dtype=bool)
+    none = np.zeros_like(msk)
+    stats = _evidence_stats(np.where(msk, soh, 1.0), np.where(msk, loss, 0.0), np.where(msk, sd, 1.0), msk, none)
+    return estimate_cohort_q0(stats, _pins_q0(soh, loss, msk, none), sd_q0, hyper=cohort)
+
+
+def _pins_q0(soh, loss, mask, shared) -> np.ndarray:
+    """Packs whose own measured tests pin their starting capacity (see :data:`Q0_PIN_LOSS_SHARE`)."""
+    own = mask & ~shared
+    if not own.any():
+        return np.zeros(soh.shape[0], dtype=bool)
+    latest = np.max(np.where(own, loss, -np.inf), axis=1)
+    earliest = np.min(np.where(own, loss, np.inf), axis=1)
+    return (own.sum(axis=1) >= 2) & (earliest <= Q0_PIN_LOSS_SHARE * latest)
+
+
 def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | None = None,
                     estimate_cohort: bool = True, sd_q0: float = SD_Q0, iterations: int = 5, bms=None,
-                    bms_bias_sd: float = BMS_BIAS_SD, groups=None) -> PackPosterior:
+                    bms_bias_sd: float = BMS_BIAS_SD, groups=None, estimate_q0: bool = True) -> PackPosterior:
     """Per-pack posterior of the rate multiplier with an empirical-Bayes cohort prior.
 
     Parameters
@@ -240,9 +346,12 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
     cohort : hyper-prior; its mean and sd are re-estimated from the packs when
         ``estimate_cohort`` (shrunk towards the hyper-prior when packs are few).
     sd_q0 : spread of initial capacity between new packs (manufacturing tolerance, :data:`SD_Q0`).
+    estimate_q0 : estimate the cohort's mean initial capacity from the packs that pin their own
+        (:func:`estimate_cohort_q0`); else it is 1.0 (rated).
     bms : bool (npacks, nobs), True for BMS readings: they share one pack-specific bias with sd
         ``bms_bias_sd`` (a random effect, integrated out), so many readings of one BMS pin the
-        pack's fade trend but not its level; a measured capacity pins both.
+        pack's fade trend but not its level; a measured capacity pins both. A BMS row is SOH as the BMS
+        reports it, 1.0 at the pack's own start; a measured row is against rated (see :func:`_shift_stats`).
     groups : one label per pack (e.g. the site's climate zone): sub-cohorts nested in the cohort,
         each with its own empirical-Bayes prior (:func:`_sub_cohort_priors`), so a pack without
         evidence in a zone whose packs age faster than the law says inherits that zone's rate.
@@ -267,6 +376,15 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
     if not (bms_bias_sd > 0 and sd_q0 > 0):  # also refuses NaN
         raise ForecastInputError(f"bms_bias_sd ({bms_bias_sd}) and sd_q0 ({sd_q0}) must be positive")
     stats = _evidence_stats(soh, loss, sd, msk, shared)
+    # the cohort's start rests on measured capacities only: a BMS's level is its own (its bias)
+    measured_stats = _evidence_stats(soh, loss, sd, msk & ~shared, np.zeros_like(msk))
+    pins = _pins_q0(soh, loss, msk, shared) if estimate_q0 else np.zeros(soh.shape[0], dtype=bool)
+    q0_mean, q0_packs = 1.0, 0
+    if estimate_q0:
+        q0_mean, q0_packs = estimate_cohort_q0(measured_stats, pins, sd_q0, bms_bias_sd, hyper)
+    evidence_stats = stats
+    # every pack's evidence is read against the cohort's start, so its rate counts the loss from there
+    stats = _shift_stats(evidence_stats, q0_mean - 1.0)
     mean, sdv = _grid_posterior(stats, prior, sd_q0, bms_bias_sd)
     informative = n_ev > 0
     mean_sd = cohort_mean_sd(hyper)  # what is unknown of the cohort's mean
@@ -282,6 +400,10 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
             mu = (n * mu + k * hyper.log_m_mean) / (n + k)
             tau = float(np.sqrt((n * tau2 + k * hyper.log_m_sd**2) / (n + k)))
             prior = CohortPrior(mu, max(tau, 0.03))
+            if q0_packs:
+                # the start again, now with the cohort's own rate prior for the pinning packs' m
+                q0_mean, q0_packs = estimate_cohort_q0(measured_stats, pins, sd_q0, bms_bias_sd, prior)
+                stats = _shift_stats(evidence_stats, q0_mean - 1.0)
             mean, sdv = _grid_posterior(stats, prior, sd_q0, bms_bias_sd)
             # the mean of n packs that spread by tau2, shrunk with k pseudo-packs at the hyper-prior's mean
             mean_sd = float(np.sqrt(n * tau2 + (k * cohort_mean_sd(hyper)) ** 2) / (n + k))
@@ -302,7 +424,8 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
             prior_mean_sd, prior_group = np.sqrt(mean_sd**2 + g_unknown[gi]), gi
             mean, sdv = _grid_posterior(stats, CohortPrior(prior_mean[:, None], prior_sd[:, None]), sd_q0, bms_bias_sd)
     alpha, beta, offset_sd = _offset_posterior(stats, sd_q0, bms_bias_sd)
-    return PackPosterior(mean, sdv, n_ev, prior, prior_mean, prior_sd, alpha, beta, offset_sd, prior_mean_sd, prior_group)
+    return PackPosterior(mean, sdv, n_ev, prior, prior_mean, prior_sd, alpha + (q0_mean - 1.0), beta, offset_sd, prior_mean_sd,
+                         prior_group, q0_mean, q0_packs)
 
 
 def _sub_cohort_priors(own_mean, own_sd, gi, n_groups: int, cohort: CohortPrior):

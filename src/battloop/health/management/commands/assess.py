@@ -75,6 +75,9 @@ class Command(BaseCommand):
         if e.get("packs_without_resistance"):
             self.stdout.write(f"{e['packs_without_resistance']:,} packs have neither a measured DC resistance nor one in their pack "
                               "model's datasheet: their backup hours do not count resistance growth")
+        for c in r["initial_capacity"]:
+            self.stdout.write(f"new {c['model']} packs delivered {c['pct_of_rated']:.1f} % of rated (from {c['packs']:,} packs tested "
+                              "at commissioning and again later); their aging is counted from there")
         for x in r["evidence_rejected"][:5]:
             self.stdout.write(f"  not used: {x['pack']} {x['date'] or ''} {x['kind']}: {x['reason']}")
         if r.get("sites"):
