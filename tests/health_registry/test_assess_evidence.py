@@ -299,3 +299,14 @@ def test_commissioning_tests_give_the_cohort_its_starting_capacity(demo, tmp_pat
     assert start[code]["pct_of_rated"] == pytest.approx(104.0, abs=0.5)
     call_command("assess")  # the command's own today, a few weeks on: the same starting capacity
     assert f"new {code} packs delivered 10" in capsys.readouterr().out
+
+
+def test_evidence_sits_at_its_exact_age_on_the_packs_loss_path():
+    from battloop.health.assess import _loss_at
+
+    path = np.array([0.02, 0.03, 0.035])  # loss at the end of months 1, 2, 3
+    assert _loss_at(path, 0.0, 0.44) == 0.0  # a test on install day: nothing lost yet
+    assert _loss_at(path, 0.25, 0.44) == pytest.approx(0.02 * 0.25**0.44)  # a week in: the law's own t^p, about half
+    assert _loss_at(path, 1.5, 0.44) == pytest.approx(0.025)
+    assert _loss_at(path, 3.0, 0.44) == pytest.approx(0.035)
+    assert _loss_at(path, 7.0, 0.44) == pytest.approx(0.035)  # beyond the path: its last value
