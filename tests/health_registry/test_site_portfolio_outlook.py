@@ -264,3 +264,20 @@ def test_the_operator_sets_the_retirement_line(assessed, capsys):
         assert o.earliest_failing_eol80_p50 == min(dates)
     with pytest.raises(CommandError, match="between 20 and 95"):
         call_command("assess", "--retirement-soh-pct", "0.75")
+
+
+def test_packs_of_a_chemistry_without_an_aging_law_are_left_out_and_named(assessed, capsys):
+    # second-life LMO modules in service: no aging law covers them, so no stand-in is used silently
+    # and the rest of the fleet is still assessed
+    from battloop.registry.models import PackModel
+
+    model = PackModel.objects.filter(packs__state="installed").distinct().order_by("code").first()
+    n = Pack.objects.filter(model=model, state__in=["installed", "flagged", "redeployed"]).exclude(site=None).count()
+    total = HealthAssessment.objects.count()
+    PackModel.objects.filter(pk=model.pk).update(chemistry="LMO")
+    capsys.readouterr()
+    call_command("assess", "--price-cny-per-kwh", "650")
+    out = capsys.readouterr().out
+    assert f"{n:,} packs of a chemistry without an aging law (LMO)" in out
+    assert HealthAssessment.objects.filter(pack__model=model).count() == 0
+    assert HealthAssessment.objects.count() == total - n

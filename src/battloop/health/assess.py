@@ -37,13 +37,13 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from battloop.registry.models import Pack, Site
+from battloop.registry.models import Chemistry, Pack, Site
 
 from .estimate import (UNKNOWN_BENCH_TEMP_SD_C, EvidenceRejected, ResistanceEvidence, SeriesFindings, bms_soh_evidence,
                        capacity_test_evidence, fuse_resistance, resistance_at_reference, series_evidence)
 from .forecast import (DAYS_PER_MONTH, TRIAGE_THRESHOLDS, Scenario, calibrate_packs, cohort_initial_capacity, crossing_samples_from_loss,
                        forecast_packs, seasonal_temperature_c)
-from .models import get_parameters, pack_factor_for, resolve_chemistry, simulate_aging, state_at
+from .models import UnknownChemistryError, get_parameters, pack_factor_for, resolve_chemistry, simulate_aging, state_at
 from .outlook import aging_anomalies, fleet_backup_outlook, pack_energy_wh, quarter_labels, retirements_per_quarter
 from .records import HealthAssessment, OutlookRun, RetirementForecast, SiteBackupOutlook
 
@@ -298,10 +298,13 @@ def _series_evidence(packs_by_serial: dict, today: dt.date, ev: _Evidence, con, 
             ev.rejected.append((p.serial, when, kind, reason))
 
 
-def _pack_start(measured: list, install_date: dt.date, cohort_start: float) -> float:
+def _pack_start(measured: list, install_date: dt.date, cohort_start: float, loss_row, p_first: float) -> float:
     """A pack's initial capacity (fraction of rated): its own measurements within BMS_ANCHOR_MONTHS of
-    install (a commissioning test), else its cohort's (:func:`~battloop.health.forecast.cohort_initial_capacity`)."""
-    early = [(soh, 1.0 / sd**2) for when, soh, sd, _ in measured if _months_between(install_date, when) <= BMS_ANCHOR_MONTHS]
+    install (a commissioning test) with the loss the law gives by then added back (under t^0.44 an
+    LFP pack has lost about 2 pp at three weeks), else its cohort's
+    (:func:`~battloop.health.forecast.cohort_initial_capacity`)."""
+    early = [(soh + _loss_at(loss_row, _age_months(install_date, when), p_first), 1.0 / sd**2)
+             for when, soh, sd, _ in measured if _months_between(install_date, when) <= BMS_ANCHOR_MONTHS]
     if not early:
         return cohort_start
     return float(np.average([v for v, _ in early], weights=[w for _, w in early]))
@@ -360,20 +363,26 @@ def _age_months(install_date: dt.date, when: dt.date) -> float:
     return max((when - install_date).days, 0) / DAYS_PER_MONTH
 
 
-def _loss_at(loss_row, age_months: float, p_first: float) -> float:
-    """The nominal loss of a pack's history at a fractional age; ``loss_row[k]`` is the loss at the end
-    of month k + 1.
+def _loss_at_ages(loss, ages, p_first: float) -> np.ndarray:
+    """The nominal loss of each pack's history at fractional ages: ``loss`` (packs, months) with
+    ``loss[i, k]`` the loss at the end of month k + 1, ``ages`` (packs, n) in months.
 
     Within the first month the loss follows the calendar law's own ``t^p`` from 0 at install: a
     commissioning test a week in has about half the first month's loss under t^0.44, not a
     quarter (linear) or all of it (the month's end, which read a 104 % test as a 106 % start).
-    Later, linear between month ends."""
-    if age_months <= 1.0:
-        return float(loss_row[0]) * age_months**p_first
-    x = min(age_months, float(len(loss_row)))
-    k = min(int(x), len(loss_row) - 1)
-    lo, hi = float(loss_row[k - 1]), float(loss_row[k])
-    return lo + (x - k) * (hi - lo) if x < len(loss_row) else hi
+    Later, linear between month ends; beyond the history, its last value."""
+    loss = np.atleast_2d(np.asarray(loss, dtype=float))
+    ages = np.clip(np.atleast_2d(np.asarray(ages, dtype=float)), 0.0, float(loss.shape[1]))
+    padded = np.concatenate([np.zeros((loss.shape[0], 1)), loss], axis=1)  # padded[:, k] = loss at age k months
+    k = np.minimum(np.floor(ages).astype(np.int64), loss.shape[1] - 1)
+    lo, hi = np.take_along_axis(padded, k, axis=1), np.take_along_axis(padded, k + 1, axis=1)
+    linear = lo + (ages - k) * (hi - lo)
+    return np.where(ages < 1.0, padded[:, 1:2] * ages**p_first, linear)
+
+
+def _loss_at(loss_row, age_months: float, p_first: float) -> float:
+    """:func:`_loss_at_ages` of one pack at one age."""
+    return float(_loss_at_ages(np.asarray(loss_row, dtype=float)[None, :], [[age_months]], p_first)[0, 0])
 
 
 def date_ahead(today: dt.date, months: float) -> dt.date | None:
@@ -420,7 +429,9 @@ def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None,
     sites, (run,), anomalies, measured = _run(today, [None], retire_at)
     with transaction.atomic():
         # a subquery, not a list of ids: a fleet of millions would pass SQLite's limit on bound variables
-        HealthAssessment.objects.filter(pack__in=assessed_packs()).delete()
+        # every pack in service at a site: one this run left out (it lost its install date or model, or
+        # its chemistry has no aging law) must not keep an old assessment that reads as current
+        HealthAssessment.objects.filter(pack__in=_in_service_at_sites()).delete()
         HealthAssessment.objects.bulk_create(run.results, batch_size=2000)
         outlook = _store_outlook(today, timezone.now(), price, run, sites, retire_at=retire_at)
     from battloop.triage.registry_triage import retriage_after_assessment  # packs already triaged see the new SOH
@@ -458,17 +469,32 @@ def _in_service_at_sites():
     return Pack.objects.filter(state__in=["installed", "flagged", "redeployed"]).exclude(site=None)
 
 
+def chemistries_with_aging_law() -> list[str]:
+    """The registry's chemistries the aging models have a law for (LFP; NMC, NCA on the NMC set). The
+    others (LMO, other) get no silent stand-in: their packs are left out and counted."""
+    def has_law(chem: str) -> bool:
+        try:
+            return resolve_chemistry(chem) != "GENERIC"
+        except UnknownChemistryError:
+            return False
+
+    return [c for c in Chemistry.values if has_law(c)]
+
+
 def assessed_packs():
-    """The packs an assessment covers: in service at a site, with a pack model and an install date
-    (the aging law needs the chemistry and the time in service)."""
-    return _in_service_at_sites().exclude(model=None).exclude(install_date=None)
+    """The packs an assessment covers: in service at a site, with a pack model of a chemistry the aging
+    models know and an install date (the aging law needs the chemistry and the time in service)."""
+    return _in_service_at_sites().exclude(install_date=None).filter(model__chemistry__in=chemistries_with_aging_law())
 
 
 def packs_left_out() -> dict:
     """Packs in service at a site that an assessment cannot cover, by what is missing: their
     capacity is not in their site's backup hours either, so the operator has to know."""
     at_sites = _in_service_at_sites()
-    return {"no_pack_model": at_sites.filter(model=None).count(), "no_install_date": at_sites.filter(install_date=None).count()}
+    no_law = at_sites.exclude(install_date=None).exclude(model=None).exclude(model__chemistry__in=chemistries_with_aging_law())
+    return {"no_pack_model": at_sites.filter(model=None).count(), "no_install_date": at_sites.filter(install_date=None).count(),
+            "no_aging_law": no_law.count(),
+            "no_aging_law_chemistries": sorted(set(no_law.values_list("model__chemistry", flat=True)))}
 
 
 def _price(price_cny_per_kwh: float | None) -> float:
@@ -514,20 +540,20 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
         loss = (nominal.loss_calendar + nominal.loss_cycle) * PACK_FACTOR
         # The cohort's starting capacity from measured capacities alone: a BMS reports fade from the
         # pack's own start, and is compared with the measured fade from there
-        p_first = get_parameters(chemistry).p_cal if resolve_chemistry(chemistry) != "GENERIC" else 0.5
+        p_first = get_parameters(chemistry).p_cal
         own_rows = [[(_age_months(p.install_date, w), v, s_) for w, v, s_, _ in measured.soh.get(p.pk, [])] for p in group]
         width = max(1, max(len(r) for r in own_rows))
-        own_soh, own_nom, own_sd = np.full((len(group), width), np.nan), np.zeros((len(group), width)), np.ones((len(group), width))
+        own_soh, own_age, own_sd = np.full((len(group), width), np.nan), np.zeros((len(group), width)), np.ones((len(group), width))
         for i, rows_i in enumerate(own_rows):
             for j, (age, v, s_) in enumerate(rows_i):
-                own_soh[i, j], own_nom[i, j], own_sd[i, j] = v, _loss_at(loss[i], age, p_first), s_
-        cohort_start, _ = cohort_initial_capacity(own_soh, own_nom, own_sd)
+                own_soh[i, j], own_age[i, j], own_sd[i, j] = v, age, s_
+        cohort_start, _ = cohort_initial_capacity(own_soh, _loss_at_ages(loss, own_age, p_first), own_sd)
         # Every pack's SOH evidence as (month of its history, soh, sd, source).
         observations = []
-        for p in group:
+        for i, p in enumerate(group):
             bms = evidence.get(p.serial, [])
             own = measured.soh.get(p.pk, [])
-            check = _bms_check(bms, own, p.install_date, _pack_start(own, p.install_date, cohort_start))
+            check = _bms_check(bms, own, p.install_date, _pack_start(own, p.install_date, cohort_start, loss[i], p_first))
             obs, left_out, scale = [], 0, 1.0
             if check is not None and abs(check[0]) > BMS_TRUST_LIMIT:
                 left_out = len(bms)  # this BMS does not track the measured capacity
@@ -546,16 +572,17 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
             observations.append((obs, left_out))
         n_obs = max((len(o) for o, _ in observations), default=0)
         soh = np.full((len(group), max(n_obs, 1)), np.nan)
-        nom = np.zeros_like(soh)
+        ages = np.zeros_like(soh)
         sd = np.full_like(soh, 0.03)
         from_bms = np.zeros(soh.shape, dtype=bool)
         sources = []
         for i, (obs, left_out) in enumerate(observations):
             counted: dict[str, int] = {"bms_left_out": left_out} if left_out else {}
             for j, (age, v, s, src) in enumerate(obs):
-                soh[i, j], nom[i, j], sd[i, j], from_bms[i, j] = v, _loss_at(loss[i], age, p_first), s, src == "bms"
+                soh[i, j], ages[i, j], sd[i, j], from_bms[i, j] = v, age, s, src == "bms"
                 counted[src] = counted.get(src, 0) + 1
             sources.append(counted)
+        nom = _loss_at_ages(loss, ages, p_first)
         # a BMS's own bias is shared by its readings; climate zones are sub-cohorts of the pack model
         # (the model fixes the OEM), each with its own prior
         post = calibrate_packs(soh, nom, sd, bms=from_bms, groups=[p.site.climate_zone or "unknown" for p in group])
@@ -564,8 +591,9 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
         ahead = seasonal_temperature_c(np.array([p.site.annual_mean_temp_c or 15.0 for p in group]),
                                        np.array([p.site.temp_amplitude_c or 10.0 for p in group]), HORIZON_MONTHS,
                                        start_month=today.month, offset_c=np.array([p.site.cabinet_offset_c + 2.0 for p in group]))
-        now_loss = np.array([loss[i, hist_months[i] - 1] for i in range(len(group))])
-        soh_now = np.clip(post.soh_quantiles(now_loss[:, None])[:, :, 0], 0, 1)  # P10, P50, P90 of SOH
+        # today on the evidence's clock (exact age); SOH may stand above 100 % of rated, as the forecast does
+        now_loss = _loss_at_ages(loss, np.array([[_age_months(p.install_date, today)] for p in group]), p_first)[:, 0]
+        soh_now = post.soh_quantiles(now_loss[:, None])[:, :, 0]  # P10, P50, P90 of SOH (never below 0)
         # Each pack's aging state at its own "now", read off the fleet run above.
         state = state_at(chemistry, nominal, hist_months - 1, multiplier=PACK_FACTOR)
         usage = np.array([_outages_per_year(p, today) for p in group])

@@ -5,8 +5,13 @@ Pure NumPy; no Django.
 Model (the aging laws of :mod:`battloop.health.models` with one multiplier
 per pack, like BLAST-Lite's ``degradation_scalar``)::
 
-    soh_j = q0 + d * [j is a BMS reading] - m * L_j + e_j,     e_j ~ N(0, sd_j^2)
+    soh_j = q0 - m * L_j + e_j                    a measured capacity (against rated)
+    soh_j = 1 + (q0 - mu_q0) + d - m * L_j + e_j  a BMS reading,       e_j ~ N(0, sd_j^2)
     q0 ~ N(mu_q0, sd_q0^2),    d ~ N(0, BMS_BIAS_SD^2),    log m ~ N(mu_cohort, tau_cohort^2)
+
+A BMS reads 100 % for a new pack of its cohort's typical start (it counts fade, and most cap
+SOH at 100 %): a pack that started above its cohort's typical capacity reads above that, by
+its own offset, but the cohort's start above rated does not show in its readings.
 
 ``L_j`` is the nominal (m = 1) loss the model gives for the pack's own
 temperature/SOC/throughput history up to the evidence time ``t_j``; ``soh_j``
@@ -217,12 +222,12 @@ def _grid_posterior(stats, prior: CohortPrior, sd_q0: float, bms_bias_sd: float)
 
 
 def _shift_stats(stats, shift: float):
-    """:func:`_evidence_stats` of the same evidence with the packs' starting capacity at ``1 + shift``
+    """:func:`_evidence_stats` of the same evidence with the cohort's typical start at ``1 + shift``
     of rated instead of 1, without going back to the observations.
 
-    Measured SOH is read against rated, so its ``e`` moves by ``-shift``. A BMS reports the fade from
-    the pack's own start (100 % when new), which the model reads as ``q0 - fade``: its rows keep
-    their ``e``, and stay level with the measured ones at the start.
+    Measured SOH is read against rated, so its ``e`` moves by ``-shift``. A BMS reads 100 % at its
+    cohort's typical start (see the module docstring): its rows keep their ``e``; both kinds of
+    row share the pack's own offset from that start.
     """
     s_ee, s_el, s_ll, s_e, s_l, s_w, sb_e, sb_l, sb_w = stats
     n_e, n_l, n_w = s_e - sb_e, s_l - sb_l, s_w - sb_w  # the measured rows' sums
@@ -233,8 +238,9 @@ def _offset_posterior(stats, sd_q0: float, bms_bias_sd: float):
     """The initial-capacity offset ``q0 - 1`` given m, per pack: ``(alpha, beta, sd)`` with
     E[offset | m] = alpha + beta * m and sd[offset | m] = sd.
 
-    Given m the model is linear-Gaussian in the two offsets (q0 - 1 of every row, the BMS bias
-    d of its rows), so their conditional posterior is exact: precision
+    Given m the model is linear-Gaussian in the two offsets (the pack's own offset from its cohort's
+    typical start, in every row; the BMS bias d of its rows; with the cohort's start shifted in by
+    :func:`calibrate_packs`), so their conditional posterior is exact: precision
     ``C = [[1/sd_q0^2 + sum w, sum_bms w], [sum_bms w, 1/bms_bias_sd^2 + sum_bms w]]`` and mean
     ``C^-1 [sum w r, sum_bms w r]`` with ``r = soh - 1 + m L`` linear in m. A pack without
     evidence gets alpha = beta = 0 and sd = sd_q0 (the manufacturing spread).
@@ -271,6 +277,8 @@ Q0_MEAN_SD = 0.03
 Q0_PIN_LOSS_SHARE = 0.5
 #: packs that pin their own starting capacity needed before the cohort's is estimated
 Q0_MIN_PACKS = 3
+#: the estimate stays within 1 +- this: a cohort measured beyond it more likely has a wrong rated capacity
+Q0_MEAN_LIMIT = 5 * Q0_MEAN_SD
 #: at most this many of them enter the estimate (evenly spaced through the fleet): one number for
 #: the cohort, whose sd is already below 0.1 pp at a few hundred packs
 Q0_MAX_PACKS = 20_000
@@ -278,8 +286,9 @@ Q0_MAX_PACKS = 20_000
 
 def estimate_cohort_q0(stats, pins, sd_q0: float = SD_Q0, bms_bias_sd: float | None = None, hyper: CohortPrior | None = None):
     """The cohort's mean initial capacity ``mu_q0`` (fraction of rated): maximum marginal likelihood
-    over the packs in ``pins`` (empirical Bayes, Morris 1983; each pack's m and BMS bias integrated
-    out on the grid under the hyper-prior ``hyper``), with a N(1, :data:`Q0_MEAN_SD`^2) hyper-prior.
+    over the packs in ``pins`` (empirical Bayes, Morris 1983; each pack's m integrated out on the grid
+    under the rate prior ``hyper``, its own offset in closed form), with a N(1, :data:`Q0_MEAN_SD`^2)
+    hyper-prior. ``stats`` are of measured capacities only: a BMS's level is not the cohort's start.
 
     Returns ``(mu_q0, n)`` with ``n`` the packs that pin theirs; ``(1.0, 0)`` when fewer than
     :data:`Q0_MIN_PACKS` do.
@@ -298,7 +307,7 @@ def estimate_cohort_q0(stats, pins, sd_q0: float = SD_Q0, bms_bias_sd: float | N
         lp = _grid_log_posterior(_shift_stats(sub, shift), hyper, sd_q0, bms_bias_sd)
         return -(float(np.sum(special.logsumexp(lp, axis=1))) - 0.5 * (shift / Q0_MEAN_SD) ** 2)
 
-    res = optimize.minimize_scalar(neg_log_marginal, bounds=(-5 * Q0_MEAN_SD, 5 * Q0_MEAN_SD), method="bounded",
+    res = optimize.minimize_scalar(neg_log_marginal, bounds=(-Q0_MEAN_LIMIT, Q0_MEAN_LIMIT), method="bounded",
                                    options={"xatol": 1e-5})
     return 1.0 + float(res.x), n
 
@@ -351,7 +360,7 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
     bms : bool (npacks, nobs), True for BMS readings: they share one pack-specific bias with sd
         ``bms_bias_sd`` (a random effect, integrated out), so many readings of one BMS pin the
         pack's fade trend but not its level; a measured capacity pins both. A BMS row is SOH as the BMS
-        reports it, 1.0 at the pack's own start; a measured row is against rated (see :func:`_shift_stats`).
+        reports it, 1.0 at its cohort's typical start; a measured row is against rated (see :func:`_shift_stats`).
     groups : one label per pack (e.g. the site's climate zone): sub-cohorts nested in the cohort,
         each with its own empirical-Bayes prior (:func:`_sub_cohort_priors`), so a pack without
         evidence in a zone whose packs age faster than the law says inherits that zone's rate.
@@ -636,7 +645,8 @@ def forecast_fleet_periodic(chemistry, log_m_mean, log_m_sd, climate_monthly_c, 
                             thresholds=TRIAGE_THRESHOLDS, pack_factor: float = 1.0, soh_out=None, resistance_every: int = 12):
     """Fleet-scale forecast for a periodic (climate-normal) year: the fast path of :func:`forecast_packs`.
 
-    Same model and same quantile construction as :func:`forecast_packs`, but the
+    Same model and same quantile construction as :func:`forecast_packs` for packs whose initial
+    capacity is their cohort's at rated (no offset: a fleet without measured capacities), but the
     monthly climate repeats every year (``climate_monthly_c`` is (npacks, 12),
     usage is constant per pack), so the stress rates are evaluated for 12
     months only and the stress-time of month ``j`` is

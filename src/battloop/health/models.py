@@ -54,9 +54,12 @@ Parameter sets (see ``PARAMETER_SETS``):
   term follows the BLAST-Lite ``Lfp_Gr_250AhPrismatic`` form (EFC^0.828), with
   its rate set so that 100 % DOD cycling at 25 C alone costs 20 % at 4,000 EFC.
   Its cold branch is that model's own temperature term ``exp(p7/T)``, p7 = 2190 K
-  (Ea 18.2 kJ/mol, cycling fade 1.48x at 10 C and 2.7x at -10 C against 25 C); the
+  (Ea 18.2 kJ/mol, cycling fade 1.48x at 10 C and 2.7x at -10 C against 25 C). That
   set was fitted on 10-45 C with charge limited to 0.16 C at 10 C, close to the
-  gentle recharge after a telecom outage, so below 10 C it is an extrapolation.
+  gentle recharge after a telecom outage, and its authors note that the term also
+  balances their calendar law over those tests rather than isolating one mechanism.
+  Here it stands for the plating regime below 25 C only (above, the warm branch
+  holds), and below 10 C it is an extrapolation.
 * ``NMC`` calendar term: fitted to BLAST-Lite ``NMC_Gr_75Ah_A`` float outputs
   (Gasper et al. 2023: q = 0.987/0.963/0.884 after one year at 25/35/45 C and
   100 % SOC; 0.905 at 5 years and 0.858 at 10 years at 35 C; least squares on

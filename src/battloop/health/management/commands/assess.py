@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from battloop.health.assess import assess, what_if
-from battloop.health.forecast import Scenario
+from battloop.health.forecast import Q0_MEAN_LIMIT, Scenario
 
 WHAT_IF_KEYS = ("sites", "sites_short_now", "sites_short_within_5y_p50", "retiring_5y_p10", "retiring_5y_p50", "retiring_5y_p90",
                 "cost_5y_cny_p50")
@@ -69,15 +69,20 @@ class Command(BaseCommand):
                           f"bench DCIR and {e['current_steps']:,} current-step resistances ({r['with_measured_resistance']:,} packs "
                           f"with a measured resistance)")
         left = r["packs_left_out"]
-        if any(left.values()):
+        if left["no_pack_model"] or left["no_install_date"]:
             self.stdout.write(f"not assessed and not counted in their site's backup: {left['no_pack_model']:,} packs without a pack "
                               f"model, {left['no_install_date']:,} without an install date (fix them in the registry)")
+        if left["no_aging_law"]:
+            self.stdout.write(f"not assessed and not counted in their site's backup: {left['no_aging_law']:,} packs of a chemistry "
+                              f"without an aging law ({', '.join(left['no_aging_law_chemistries'])}); the laws cover LFP and NMC/NCA")
         if e.get("packs_without_resistance"):
             self.stdout.write(f"{e['packs_without_resistance']:,} packs have neither a measured DC resistance nor one in their pack "
                               "model's datasheet: their backup hours do not count resistance growth")
         for c in r["initial_capacity"]:
+            edge = abs(c["pct_of_rated"] - 100.0) >= 100.0 * Q0_MEAN_LIMIT - 0.05
             self.stdout.write(f"new {c['model']} packs delivered {c['pct_of_rated']:.1f} % of rated (from {c['packs']:,} packs tested "
-                              "at commissioning and again later); their aging is counted from there")
+                              "at commissioning and again later); their aging is counted from there"
+                              + (f" -- at the {100 * Q0_MEAN_LIMIT:.0f} % limit of the estimate: check the model's rated capacity" if edge else ""))
         for x in r["evidence_rejected"][:5]:
             self.stdout.write(f"  not used: {x['pack']} {x['date'] or ''} {x['kind']}: {x['reason']}")
         if r.get("sites"):
