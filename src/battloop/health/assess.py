@@ -440,7 +440,8 @@ def assess(today: dt.date | None = None, price_cny_per_kwh: float | None = None,
             "seconds": time.perf_counter() - started, "evidence": measured.counts,
             "evidence_rejected": [{"pack": s, "date": w, "kind": k, "reason": r} for s, w, k, r in measured.rejected[:50]],
             "with_measured_resistance": sum(1 for r in run.results if r.resistance_evidence_count),
-            "initial_capacity": [{"model": code, "pct_of_rated": pct, "packs": n} for code, (pct, n) in sorted(measured.initial_capacity.items())],
+            "initial_capacity": [{"model": code, "pct_of_rated": pct, "packs": n}
+                                 for code, (pct, n) in sorted(measured.initial_capacity.items())],
             "packs_left_out": packs_left_out(), **outlook}
 
 

@@ -385,11 +385,13 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
     if not (bms_bias_sd > 0 and sd_q0 > 0):  # also refuses NaN
         raise ForecastInputError(f"bms_bias_sd ({bms_bias_sd}) and sd_q0 ({sd_q0}) must be positive")
     stats = _evidence_stats(soh, loss, sd, msk, shared)
-    # the cohort's start rests on measured capacities only: a BMS's level is its own (its bias)
-    measured_stats = _evidence_stats(soh, loss, sd, msk & ~shared, np.zeros_like(msk))
-    pins = _pins_q0(soh, loss, msk, shared) if estimate_q0 else np.zeros(soh.shape[0], dtype=bool)
     q0_mean, q0_packs = 1.0, 0
-    if estimate_q0:
+    pins = _pins_q0(soh, loss, msk, shared) if estimate_q0 else np.zeros(soh.shape[0], dtype=bool)
+    if pins.sum() >= Q0_MIN_PACKS:
+        # the cohort's start rests on the pinning packs' measured capacities only: a BMS's level is its own (its bias)
+        own = (msk & ~shared)[pins]
+        measured_stats = _evidence_stats(soh[pins], loss[pins], sd[pins], own, np.zeros_like(own))
+        pins = np.ones(own.shape[0], dtype=bool)
         q0_mean, q0_packs = estimate_cohort_q0(measured_stats, pins, sd_q0, bms_bias_sd, hyper)
     evidence_stats = stats
     # every pack's evidence is read against the cohort's start, so its rate counts the loss from there
