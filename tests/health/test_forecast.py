@@ -369,3 +369,31 @@ def test_tests_all_taken_late_do_not_move_the_cohort_start():
     soh, nom, _, twice = _commissioned_cohort(1.04, 1.0, n=40, commissioned_share=0.05, seed=2)
     assert twice.sum() < 3
     assert calibrate_packs(soh, nom, np.full(soh.shape, 0.01)).q0_mean == 1.0
+
+
+def test_bms_readings_count_fade_from_the_cohort_start():
+    # a 104 % cohort whose BMSs read 100 % for a typical new pack (each with its own bias), half the packs
+    # also tested at commissioning and a year ago, the rest once a year ago: the start comes from the
+    # measured pairs alone and the rates from everything
+    rng = np.random.default_rng(11)
+    n, months = 300, np.arange(1, 61)
+    law = simulate_aging("LFP", np.full((1, 61), 25.0), soc_mean=0.97, dt_days=365.25 / 12)
+    loss = (law.loss_calendar + law.loss_cycle)[0]
+    q0 = rng.normal(1.04, 0.01, n)
+    log_m = rng.normal(0.0, 0.15, n)
+    m = np.exp(log_m)
+    bias = rng.normal(0.0, 0.015, n)
+    bms = 1 + (q0 - 1.04)[:, None] + bias[:, None] - m[:, None] * loss[months][None, :] + rng.normal(0, 0.01, (n, months.size))
+    late = q0 - m * loss[48] + rng.normal(0, 0.005, n)
+    twice = np.arange(n) < n // 2
+    first = np.where(twice, q0 + rng.normal(0, 0.005, n), np.nan)  # on install day
+    soh = np.column_stack([bms, late, first])
+    nominal = np.column_stack([np.broadcast_to(loss[months], bms.shape), np.full(n, loss[48]), np.zeros(n)])
+    sd = np.column_stack([np.full(bms.shape, 0.01), np.full(n, 0.005), np.full(n, 0.005)])
+    from_bms = np.column_stack([np.ones(bms.shape, bool), np.zeros((n, 2), bool)])
+    post = calibrate_packs(soh, nominal, sd, bms=from_bms)
+    assert post.q0_packs == n // 2 and post.q0_mean == pytest.approx(1.04, abs=0.004)
+    assert abs(np.mean(post.log_m_mean - log_m)) < 0.03
+    # a measured SOH now within its test's sd of the truth, from the cohort start
+    now = post.soh_quantiles(np.full((n, 1), loss[60]))[1, :, 0]
+    assert np.mean(np.abs(now - (q0 - m * loss[60]))) < 0.01
