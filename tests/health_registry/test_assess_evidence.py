@@ -297,6 +297,11 @@ def test_commissioning_tests_give_the_cohort_its_starting_capacity(demo, tmp_pat
     assert set(start) == {code}  # the other models keep rated as their start: none of their packs pinned theirs
     assert start[code]["packs"] == len(packs)
     assert start[code]["pct_of_rated"] == pytest.approx(104.0, abs=0.5)
+    # each pack's stored forecast names the start its SOH counts from (the API serves it)
+    fc = HealthAssessment.objects.get(pack=packs[0]).forecast
+    assert (fc["initial_capacity_pct"], fc["initial_capacity_from_packs"]) == (start[code]["pct_of_rated"], len(packs))
+    other = HealthAssessment.objects.exclude(pack__model__code=code).first().forecast
+    assert (other["initial_capacity_pct"], other["initial_capacity_from_packs"]) == (100.0, 0)
     call_command("assess")  # the command's own today, a few weeks on: the same starting capacity
     assert f"new {code} packs delivered 10" in capsys.readouterr().out
 

@@ -646,7 +646,7 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
                     rate_multiplier_p50=round(float(math.exp(post.log_m_mean[i])), 4),
                     eol80_p10=dates[0.8][0], eol80_p50=dates[0.8][1], eol80_p90=dates[0.8][2], eol70_p50=dates[0.7][1],
                     eol60_p50=dates[0.6][1], anomaly=flag_by.get(p.serial, "")[:300],
-                    evidence_sources=sources[i], forecast=_pack_forecast(fc, i, dates, today),
+                    evidence_sources=sources[i], forecast=_pack_forecast(fc, i, dates, today, (post.q0_mean, post.q0_packs)),
                     **(fused[i] or {})))
     measured.counts["packs_without_resistance"] = no_resistance
     return sites, runs, anomalies, measured
@@ -672,14 +672,16 @@ def _anomaly_evidence(pack, observations: list, sources: dict, loss_nominal, pri
 FORECAST_YEARS = (1, 2, 3, 4, 5, 7, 10, 15)
 
 
-def _pack_forecast(fc, i: int, dates: dict, today: dt.date) -> dict:
+def _pack_forecast(fc, i: int, dates: dict, today: dt.date, start=(1.0, 0)) -> dict:
     """Pack ``i``'s stored forecast: quantile paths at FORECAST_YEARS after ``today`` (the
-    assessment's as-of date) and every threshold's P10/P50/P90 crossing dates (``dates``:
-    threshold -> three dates or None)."""
+    assessment's as-of date), every threshold's P10/P50/P90 crossing dates (``dates``:
+    threshold -> three dates or None) and the starting capacity its cohort's SOH counts from
+    (``start``: fraction of rated, packs whose commissioning tests gave it; 0: rated, assumed)."""
     idx = [min(12 * y, fc.soh.shape[-1]) - 1 for y in FORECAST_YEARS]
     q = ("p10", "p50", "p90")
     return {
         "as_of": today.isoformat(),
+        "initial_capacity_pct": round(100.0 * start[0], 2), "initial_capacity_from_packs": int(start[1]),
         "years_ahead": list(FORECAST_YEARS),
         "soh_pct": {k: [round(100.0 * float(v), 2) for v in fc.soh[j, i, idx]] for j, k in enumerate(q)},
         "resistance_ratio": {k: [round(float(v), 4) for v in fc.resistance[j, i, idx]] for j, k in enumerate(q)},

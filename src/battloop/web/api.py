@@ -388,7 +388,10 @@ class HealthOut(Schema):
     resistance_evidence_count: int
     resistance_measured_on: dt.date | None
     forecast: dict[str, Any] = Field(description="SOH % and resistance ratio P10/P50/P90 at `years_ahead` after `as_of`; `crossings`: P10/P50/P90 "
-                                                 "dates of falling below 80, 70, 60 and 20 % SOH (null: beyond the 15-year horizon)")
+                                                 "dates of falling below 80, 70, 60 and 20 % SOH (null: beyond the 15-year horizon); "
+                                                 "`initial_capacity_pct`: what the pack model's new packs delivered against rated, the start "
+                                                 "SOH counts from (`initial_capacity_from_packs` packs tested at commissioning and later gave "
+                                                 "it; 0: rated, assumed)")
 
 
 class DecisionOut(Schema):
