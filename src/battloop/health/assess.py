@@ -380,6 +380,18 @@ def _loss_at_ages(loss, ages, p_first: float) -> np.ndarray:
     return np.where(ages < 1.0, padded[:, 1:2] * ages**p_first, linear)
 
 
+def _evidence_table(rows: list) -> tuple:
+    """Per-pack evidence rows ``(age in months, soh, sd, source)`` as padded arrays (packs, most rows):
+    ``(soh, age, sd, from_bms)``, a missing row NaN in ``soh`` (sd 0.03, never weighed)."""
+    width = max(1, max((len(r) for r in rows), default=0))
+    soh, age = np.full((len(rows), width), np.nan), np.zeros((len(rows), width))
+    sd, from_bms = np.full((len(rows), width), 0.03), np.zeros((len(rows), width), dtype=bool)
+    for i, rows_i in enumerate(rows):
+        for j, (a, v, s, src) in enumerate(rows_i):
+            soh[i, j], age[i, j], sd[i, j], from_bms[i, j] = v, a, s, src == "bms"
+    return soh, age, sd, from_bms
+
+
 def _loss_at(loss_row, age_months: float, p_first: float) -> float:
     """:func:`_loss_at_ages` of one pack at one age."""
     return float(_loss_at_ages(np.asarray(loss_row, dtype=float)[None, :], [[age_months]], p_first)[0, 0])
@@ -542,12 +554,8 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
         # The cohort's starting capacity from measured capacities alone: a BMS reports fade from the
         # pack's own start, and is compared with the measured fade from there
         p_first = get_parameters(chemistry).p_cal
-        own_rows = [[(_age_months(p.install_date, w), v, s_) for w, v, s_, _ in measured.soh.get(p.pk, [])] for p in group]
-        width = max(1, max(len(r) for r in own_rows))
-        own_soh, own_age, own_sd = np.full((len(group), width), np.nan), np.zeros((len(group), width)), np.ones((len(group), width))
-        for i, rows_i in enumerate(own_rows):
-            for j, (age, v, s_) in enumerate(rows_i):
-                own_soh[i, j], own_age[i, j], own_sd[i, j] = v, age, s_
+        own_soh, own_age, own_sd, _ = _evidence_table([[(_age_months(p.install_date, w), v, s_, src)
+                                                         for w, v, s_, src in measured.soh.get(p.pk, [])] for p in group])
         cohort_start, _ = cohort_initial_capacity(own_soh, _loss_at_ages(loss, own_age, p_first), own_sd)
         # Every pack's SOH evidence as (month of its history, soh, sd, source).
         observations = []
@@ -571,16 +579,11 @@ def _run(today: dt.date, scenarios: list, retire_at: float = RETIREMENT_SOH) -> 
                             ev.sd * scale, ev.source))
             obs.extend((_age_months(p.install_date, when), v, s, src) for when, v, s, src in own)
             observations.append((obs, left_out))
-        n_obs = max((len(o) for o, _ in observations), default=0)
-        soh = np.full((len(group), max(n_obs, 1)), np.nan)
-        ages = np.zeros_like(soh)
-        sd = np.full_like(soh, 0.03)
-        from_bms = np.zeros(soh.shape, dtype=bool)
+        soh, ages, sd, from_bms = _evidence_table([obs for obs, _ in observations])
         sources = []
-        for i, (obs, left_out) in enumerate(observations):
+        for obs, left_out in observations:
             counted: dict[str, int] = {"bms_left_out": left_out} if left_out else {}
-            for j, (age, v, s, src) in enumerate(obs):
-                soh[i, j], ages[i, j], sd[i, j], from_bms[i, j] = v, age, s, src == "bms"
+            for *_, src in obs:
                 counted[src] = counted.get(src, 0) + 1
             sources.append(counted)
         nom = _loss_at_ages(loss, ages, p_first)

@@ -312,6 +312,36 @@ def estimate_cohort_q0(stats, pins, sd_q0: float = SD_Q0, bms_bias_sd: float | N
     return 1.0 + float(res.x), n
 
 
+def _evidence_arrays(soh, nominal_loss, soh_sd, mask=None):
+    """Evidence arrays as :func:`calibrate_packs` takes them, checked, with missing rows neutral:
+    ``(soh, loss, sd, mask)``, mask True where an observation exists."""
+    soh = np.atleast_2d(np.asarray(soh, dtype=float))
+    loss = np.broadcast_to(np.atleast_2d(np.asarray(nominal_loss, dtype=float)), soh.shape)
+    sd = np.broadcast_to(np.atleast_2d(np.asarray(soh_sd, dtype=float)), soh.shape)
+    msk = np.isfinite(soh) & np.isfinite(loss) & np.isfinite(sd)
+    if mask is not None:
+        msk &= np.asarray(mask, dtype=bool)
+    if np.any(sd[msk] <= 0):
+        raise ForecastInputError("soh_sd must be positive for every observation (an estimate without uncertainty cannot be weighed)")
+    if np.any(loss[msk] < 0):
+        raise ForecastInputError("nominal_loss must be non-negative")
+    return np.where(msk, soh, 1.0), np.where(msk, loss, 0.0), np.where(msk, sd, 1.0), msk
+
+
+def _cohort_start(soh, loss, sd, msk, shared, sd_q0: float, bms_bias_sd: float, hyper: CohortPrior):
+    """``(mu_q0, packs that pin it, their measured rows' evidence stats or None)`` (:func:`estimate_cohort_q0`).
+
+    The cohort's start rests on the pinning packs' measured capacities only: a BMS's level is its own (its bias).
+    """
+    pins = _pins_q0(soh, loss, msk, shared)
+    if pins.sum() < Q0_MIN_PACKS:
+        return 1.0, 0, None
+    own = (msk & ~shared)[pins]
+    stats = _evidence_stats(soh[pins], loss[pins], sd[pins], own, np.zeros_like(own))
+    mu, n = estimate_cohort_q0(stats, np.ones(own.shape[0], dtype=bool), sd_q0, bms_bias_sd, hyper)
+    return mu, n, stats
+
+
 def cohort_initial_capacity(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | None = None,
                             sd_q0: float = SD_Q0) -> tuple[float, int]:
     """The cohort's mean initial capacity from measured capacities alone (arrays as for
@@ -320,15 +350,9 @@ def cohort_initial_capacity(soh, nominal_loss, soh_sd, mask=None, cohort: Cohort
     Needed before the BMS rows are built, whose reported fade is compared with the measured fade
     from the pack's start (:func:`battloop.health.assess` rescales a BMS to it).
     """
-    soh = np.atleast_2d(np.asarray(soh, dtype=float))
-    loss = np.broadcast_to(np.atleast_2d(np.asarray(nominal_loss, dtype=float)), soh.shape)
-    sd = np.broadcast_to(np.atleast_2d(np.asarray(soh_sd, dtype=float)), soh.shape)
-    msk = np.isfinite(soh) & np.isfinite(loss) & np.isfinite(sd) & (sd > 0)
-    if mask is not None:
-        msk &= np.asarray(mask, dtype=bool)
-    none = np.zeros_like(msk)
-    stats = _evidence_stats(np.where(msk, soh, 1.0), np.where(msk, loss, 0.0), np.where(msk, sd, 1.0), msk, none)
-    return estimate_cohort_q0(stats, _pins_q0(soh, loss, msk, none), sd_q0, hyper=cohort)
+    soh, loss, sd, msk = _evidence_arrays(soh, nominal_loss, soh_sd, mask)
+    mu, n, _ = _cohort_start(soh, loss, sd, msk, np.zeros_like(msk), sd_q0, BMS_BIAS_SD, cohort or CohortPrior())
+    return mu, n
 
 
 def _pins_q0(soh, loss, mask, shared) -> np.ndarray:
@@ -365,19 +389,7 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
         each with its own empirical-Bayes prior (:func:`_sub_cohort_priors`), so a pack without
         evidence in a zone whose packs age faster than the law says inherits that zone's rate.
     """
-    soh = np.atleast_2d(np.asarray(soh, dtype=float))
-    loss = np.broadcast_to(np.atleast_2d(np.asarray(nominal_loss, dtype=float)), soh.shape)
-    sd = np.broadcast_to(np.atleast_2d(np.asarray(soh_sd, dtype=float)), soh.shape)
-    msk = np.isfinite(soh) & np.isfinite(loss) & np.isfinite(sd)
-    if mask is not None:
-        msk &= np.asarray(mask, dtype=bool)
-    if np.any(sd[msk] <= 0):
-        raise ForecastInputError("soh_sd must be positive for every observation (an estimate without uncertainty cannot be weighed)")
-    if np.any(loss[msk] < 0):
-        raise ForecastInputError("nominal_loss must be non-negative")
-    soh = np.where(msk, soh, 1.0)
-    loss = np.where(msk, loss, 0.0)
-    sd = np.where(msk, sd, 1.0)
+    soh, loss, sd, msk = _evidence_arrays(soh, nominal_loss, soh_sd, mask)
     hyper = cohort or CohortPrior()
     prior = CohortPrior(hyper.log_m_mean, hyper.log_m_sd)
     n_ev = msk.sum(axis=1)
@@ -385,14 +397,9 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
     if not (bms_bias_sd > 0 and sd_q0 > 0):  # also refuses NaN
         raise ForecastInputError(f"bms_bias_sd ({bms_bias_sd}) and sd_q0 ({sd_q0}) must be positive")
     stats = _evidence_stats(soh, loss, sd, msk, shared)
-    q0_mean, q0_packs = 1.0, 0
-    pins = _pins_q0(soh, loss, msk, shared) if estimate_q0 else np.zeros(soh.shape[0], dtype=bool)
-    if pins.sum() >= Q0_MIN_PACKS:
-        # the cohort's start rests on the pinning packs' measured capacities only: a BMS's level is its own (its bias)
-        own = (msk & ~shared)[pins]
-        measured_stats = _evidence_stats(soh[pins], loss[pins], sd[pins], own, np.zeros_like(own))
-        pins = np.ones(own.shape[0], dtype=bool)
-        q0_mean, q0_packs = estimate_cohort_q0(measured_stats, pins, sd_q0, bms_bias_sd, hyper)
+    q0_mean, q0_packs, measured_stats = 1.0, 0, None
+    if estimate_q0:
+        q0_mean, q0_packs, measured_stats = _cohort_start(soh, loss, sd, msk, shared, sd_q0, bms_bias_sd, hyper)
     evidence_stats = stats
     # every pack's evidence is read against the cohort's start, so its rate counts the loss from there
     stats = _shift_stats(evidence_stats, q0_mean - 1.0)
@@ -413,7 +420,7 @@ def calibrate_packs(soh, nominal_loss, soh_sd, mask=None, cohort: CohortPrior | 
             prior = CohortPrior(mu, max(tau, 0.03))
             if q0_packs:
                 # the start again, now with the cohort's own rate prior for the pinning packs' m
-                q0_mean, q0_packs = estimate_cohort_q0(measured_stats, pins, sd_q0, bms_bias_sd, prior)
+                q0_mean, q0_packs = estimate_cohort_q0(measured_stats, np.ones(q0_packs, dtype=bool), sd_q0, bms_bias_sd, prior)
                 stats = _shift_stats(evidence_stats, q0_mean - 1.0)
             mean, sdv = _grid_posterior(stats, prior, sd_q0, bms_bias_sd)
             # the mean of n packs that spread by tau2, shrunk with k pseudo-packs at the hyper-prior's mean
